@@ -1,0 +1,3 @@
+from reconciler.cli.main import entrypoint
+
+entrypoint()

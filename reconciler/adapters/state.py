@@ -1,0 +1,260 @@
+"""The state directory: an atomic JSON snapshot, its backup, an append-only journal, a lock.
+
+Layout of ``state/``::
+
+    state.json        snapshot {format_version, serial, lineage, canonical_version, projects}
+    state.json.bak    the previous snapshot (what to restore if state.json is damaged)
+    journal.jsonl     events since the snapshot, one fsynced JSON line each
+    .lock             advisory flock sidecar holding the holder's pid/host/command/since
+    .gitignore        keeps the lock, temp files and the embedded emulator out of git
+
+Each journal line carries the serial of the snapshot it applies to, so a crash between
+writing a new snapshot and truncating the journal cannot apply an event twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from reconciler.core.state import STATE_FORMAT_VERSION, State, apply_event
+from reconciler.errors import LockHeldError, StateCorruptError, StateError
+
+STATE_FILE = "state.json"
+BACKUP_FILE = "state.json.bak"
+JOURNAL_FILE = "journal.jsonl"
+LOCK_FILE = ".lock"
+GITIGNORE = "# written by reconciler: never commit these\n.lock\n*.tmp\nemulator/\ncache/\n"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """temp file in the same directory, fsync, rename over, fsync the directory."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    _fsync_dir(path.parent)
+
+
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a final line left half-written by a crash, so new lines start on a fresh line."""
+    try:
+        with open(path, "rb+") as fh:
+            data = fh.read()
+            if data and not data.endswith(b"\n"):
+                fh.truncate(data.rfind(b"\n") + 1)
+                fh.flush()
+                os.fsync(fh.fileno())
+    except FileNotFoundError:
+        pass
+
+
+class StateStore:
+    """Loads, journals and snapshots the state in one directory. Thread-safe for ``record``."""
+
+    def __init__(self, directory: Path, *, history: int = 10) -> None:
+        self.dir = directory
+        self.history = history
+        self._journal: IO[str] | None = None
+        self._mutex = threading.Lock()
+        self.state: State | None = None
+        self.pending_events = 0  # journaled events not yet folded into a snapshot
+
+    # ----------------------------------------------------------------------- reading
+
+    def _read_snapshot(self) -> State | None:
+        path = self.dir / STATE_FILE
+        if not path.exists():
+            return None
+        backup = self.dir / BACKUP_FILE
+        restore = (f"restore it from {backup} (cp {backup} {path}) or from git"
+                   if backup.exists() else "restore it from git (git checkout -- state/)")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+            version = int(data.get("format_version", 0))
+            if version > STATE_FORMAT_VERSION:
+                raise StateError(
+                    f"{path} has state format {version}, newer than this reconciler "
+                    f"understands ({STATE_FORMAT_VERSION})", hint="upgrade reconciler")
+            return State.from_json(data)
+        except StateError:
+            raise
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+            raise StateCorruptError(f"{path} is damaged and cannot be read ({exc})",
+                                    hint=restore) from None
+
+    def _replay_journal(self, state: State) -> int:
+        path = self.dir / JOURNAL_FILE
+        if not path.exists():
+            return 0
+        lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
+        applied = 0
+        for i, line in enumerate(lines):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                if i >= len(lines) - 2:  # a torn final line: the crash hit mid-append
+                    break
+                raise StateCorruptError(f"{path}:{i + 1} is damaged",
+                                        hint="restore state/ from git") from None
+            if record.get("lineage") != state.lineage or record.get("base") != state.serial:
+                continue  # belongs to an older snapshot that was already written
+            apply_event(state, record["event"], history=self.history)
+            applied += 1
+        return applied
+
+    def _journal_lineage(self) -> str | None:
+        """The lineage of a journal written before any snapshot existed (a crashed first run)."""
+        try:
+            with open(self.dir / JOURNAL_FILE, encoding="utf-8") as fh:
+                first = json.loads(fh.readline() or "{}")
+        except (OSError, ValueError):
+            return None
+        lineage = first.get("lineage") if isinstance(first, dict) else None
+        return lineage if isinstance(lineage, str) and first.get("base") == 0 else None
+
+    def load(self) -> State:
+        state = self._read_snapshot() or State(
+            lineage=self._journal_lineage() or str(uuid.uuid4()))
+        self.pending_events = self._replay_journal(state)
+        self.state = state
+        return state
+
+    def peek(self) -> State:
+        """Load without keeping anything open: for read-only commands."""
+        return self.load()
+
+    # ----------------------------------------------------------------------- writing
+
+    def _ensure_dir(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        gi = self.dir / ".gitignore"
+        if not gi.exists():
+            atomic_write(gi, GITIGNORE.encode())
+
+    def record(self, event: dict[str, Any]) -> None:
+        """Apply an event and make it durable (fsynced journal line) before returning."""
+        assert self.state is not None, "load() first"
+        with self._mutex:
+            if self._journal is None:
+                self._ensure_dir()
+                _drop_torn_tail(self.dir / JOURNAL_FILE)
+                self._journal = open(self.dir / JOURNAL_FILE, "a", encoding="utf-8")
+            line = json.dumps({"lineage": self.state.lineage, "base": self.state.serial,
+                               "event": event}, separators=(",", ":"), ensure_ascii=False)
+            self._journal.write(line + "\n")
+            self._journal.flush()
+            os.fsync(self._journal.fileno())
+            apply_event(self.state, event, history=self.history)
+            self.pending_events += 1
+
+    def snapshot(self) -> None:
+        """Fold the journal into a new snapshot (serial + 1), keeping the old one as backup."""
+        assert self.state is not None, "load() first"
+        with self._mutex:
+            if not self.pending_events and (self.dir / STATE_FILE).exists():
+                return
+            self._ensure_dir()
+            path = self.dir / STATE_FILE
+            if path.exists():
+                atomic_write(self.dir / BACKUP_FILE, path.read_bytes())
+            self.state.serial += 1
+            body = json.dumps(self.state.to_json(), indent=1, sort_keys=False,
+                              ensure_ascii=False) + "\n"
+            atomic_write(path, body.encode())
+            if self._journal is not None:
+                self._journal.close()
+                self._journal = None
+            # Old lines now carry a stale base serial; truncating is tidiness, not safety.
+            atomic_write(self.dir / JOURNAL_FILE, b"")
+            self.pending_events = 0
+
+    def close(self) -> None:
+        with self._mutex:
+            if self._journal is not None:
+                self._journal.close()
+                self._journal = None
+
+
+# --------------------------------------------------------------------------- locking
+
+
+def _holder_info() -> dict[str, Any]:
+    return {"pid": os.getpid(), "host": socket.gethostname(),
+            "command": " ".join(sys.argv[:6])[:200],
+            "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def describe_holder(holder: dict[str, Any]) -> str:
+    if not holder:
+        return "an unknown process"
+    return (f"pid {holder.get('pid')} on {holder.get('host')} running "
+            f"`{holder.get('command')}` since {holder.get('since')}")
+
+
+def read_holder(directory: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((directory / LOCK_FILE).read_text(encoding="utf-8") or "{}")
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+@contextlib.contextmanager
+def state_lock(directory: Path, *, timeout: float = 5.0,
+               poll: float = 0.05) -> Iterator[dict[str, Any]]:
+    """Advisory flock on ``state/.lock``; the kernel drops it if the holder dies."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = read_holder(directory)
+                    raise LockHeldError(
+                        f"the state in {directory} is locked by {describe_holder(holder)}",
+                        holder=holder) from None
+                time.sleep(poll)
+        info = _holder_info()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
+        try:
+            yield info
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

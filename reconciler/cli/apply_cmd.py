@@ -1,0 +1,115 @@
+"""`reconciler apply`: make VOD match the manifests; non-interactive."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from reconciler.adapters.state import StateStore, state_lock
+from reconciler.cli import common
+from reconciler.cli.main import EXIT_ERROR, EXIT_OK
+from reconciler.core.planner import Plan, PlanOptions, plan
+from reconciler.engine.apply import ApplyResult, Executor, Outcome
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "apply", help="make VOD match the manifests", description=__doc__)
+    common.add_common(p)
+    p.add_argument("--force", action="append", default=[], metavar="NAME",
+                   help="render this project even if unchanged (repeatable)")
+    p.add_argument("--prune", action="store_true",
+                   help="delete remote projects whose manifest was removed")
+    p.add_argument("--max-deletes", type=int, default=10, metavar="N",
+                   help="never delete more than N projects in one run (default 10)")
+    p.add_argument("--allow-empty", action="store_true",
+                   help="allow --prune when the manifest set is empty")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="resubmit renders that failed permanently for an unchanged spec")
+    p.add_argument("--skip-invalid", action="store_true",
+                   help="apply the valid manifests, report the invalid ones (no pruning)")
+    p.add_argument("--output", choices=("text", "json"), default="text")
+    p.set_defaults(func=run)
+
+
+def _line(outcome: Outcome) -> str:
+    parts = [f"{outcome.action:<9} {outcome.name}"]
+    if outcome.project_id:
+        parts.append(f"project={outcome.project_id}")
+    if outcome.media_id:
+        parts.append(f"media={outcome.media_id}")
+    if outcome.error is not None:
+        parts.append(str(outcome.error).replace("\n", " "))
+    elif outcome.detail:
+        parts.append(f"({outcome.detail})")
+    return "  ".join(parts)
+
+
+def summary_line(result: ApplyResult, seconds: float) -> str:
+    c = result.counts
+    return (f"Apply complete in {seconds:.1f}s: {c['created']} created, {c['rendered']} rendered, "
+            f"{c['updated']} updated, {c['adopted']} adopted, {c['deleted']} deleted, "
+            f"{c['unchanged'] + c['recorded']} unchanged, {c['orphaned']} orphaned, "
+            f"{c['failed']} failed.")
+
+
+def execute(settings: Any, the_plan: Plan, store: StateStore, *, quiet: bool = False,
+            holder: common.ClientHolder | None = None) -> ApplyResult:
+    """Run a plan (shared with watch and hooks). Makes no API call when nothing changes."""
+    tty = sys.stdout.isatty()
+    total = sum(1 for c in the_plan.changes if c.action not in ("noop", "orphan"))
+    done = 0
+
+    def report(outcome: Outcome) -> None:
+        nonlocal done
+        if outcome.action in ("unchanged",) or quiet:
+            return
+        if tty and outcome.action not in ("orphaned", "recorded"):
+            done += 1
+            print(f"\r[{done}/{total}] ", end="", file=sys.stderr)
+        print(_line(outcome), flush=True)
+
+    client_holder = holder or common.ClientHolder(settings)
+    try:
+        needs_client = any(c.action not in ("noop", "orphan") for c in the_plan.changes)
+        client: Any = client_holder.get() if needs_client else None
+        known = frozenset(e.get("project_id") for e in store.state.projects.values()
+                          if e.get("project_id")) if store.state else frozenset()
+        executor = Executor(store, client, parallelism=settings.parallelism,
+                            on_outcome=report, known_project_ids=known)
+        return executor.run(the_plan)
+    finally:
+        store.snapshot()
+        if holder is None:
+            client_holder.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    settings = common.settings_from(args)
+    common.print_endpoint(settings)
+    loaded = common.load_valid(settings, skip_invalid=args.skip_invalid)
+    options: PlanOptions = common.plan_options(args)
+    if args.skip_invalid and loaded.issues:
+        options = PlanOptions(**{**options.__dict__, "prune": False})
+    with state_lock(settings.state, timeout=settings.lock_timeout):
+        store = StateStore(settings.state, history=settings.history)
+        try:
+            state = store.load()
+            the_plan = plan(loaded.manifests, state, options)
+            for refusal in the_plan.refusals:
+                print(f"refused: {refusal}", file=sys.stderr)
+            result = execute(settings, the_plan, store)
+        finally:
+            store.close()
+    print(summary_line(result, time.monotonic() - started))
+    for failure in result.failures:
+        err = failure.error
+        assert err is not None
+        print(f"failed: {failure.name}: {err.code}: {err.message} "
+              f"(RequestId {err.request_id or '-'})", file=sys.stderr)
+        if err.hint:
+            print(f"  hint: {err.hint}", file=sys.stderr)
+    return EXIT_ERROR if result.failures or the_plan.refusals else EXIT_OK

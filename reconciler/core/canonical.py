@@ -1,0 +1,81 @@
+"""Canonical form of a project spec and the hashes that decide what a change costs.
+
+The canonical form is versioned (``CANONICAL_VERSION``) and recorded in the state. The
+state also keeps the last-applied spec itself, so a future version that canonicalises
+differently re-hashes the stored spec instead of re-rendering every project.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+CANONICAL_VERSION = 1
+
+# product.md §3: which spec keys cost a render, which only a metadata update.
+RENDER_KEYS = ("timeline", "produceConfig", "mediaMetadata")
+METADATA_KEYS = ("title", "description", "coverURL")
+USERDATA_KEYS = ("userData",)
+
+
+def canonicalize(value: Any) -> Any:
+    """Sorted keys, integral floats as ints (5 == 5.0), -0.0 as 0; everything else as is."""
+    if isinstance(value, dict):
+        return {str(k): canonicalize(value[k]) for k in sorted(value, key=str)}
+    if isinstance(value, list | tuple):
+        return [canonicalize(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if math.isfinite(value) and value == int(value):
+            return int(value)
+        return value
+    raise TypeError(f"not JSON data: {type(value).__name__}")
+
+
+def canonical_json(value: Any) -> str:
+    """Compact, key-sorted JSON of the canonical form: what the hashes are computed over."""
+    return json.dumps(
+        canonicalize(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+        allow_nan=False,
+    )
+
+
+def _digest(value: Any) -> str:
+    return "sha256:" + hashlib.sha256(canonical_json(value).encode()).hexdigest()
+
+
+def _subset(spec: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    return {k: spec[k] for k in keys if spec.get(k) is not None}
+
+
+@dataclass(frozen=True)
+class SpecHashes:
+    """Hashes of the three parts of a spec that are acted on differently."""
+
+    render: str
+    metadata: str
+    userdata: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"render": self.render, "metadata": self.metadata, "userdata": self.userdata}
+
+
+def spec_hashes(spec: dict[str, Any]) -> SpecHashes:
+    return SpecHashes(
+        render=_digest(_subset(spec, RENDER_KEYS)),
+        metadata=_digest(_subset(spec, METADATA_KEYS)),
+        userdata=_digest(_subset(spec, USERDATA_KEYS)),
+    )
+
+
+def applied_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """What the state keeps of a spec: the canonical form of the parts sent to VOD."""
+    keys = ("projectId", *RENDER_KEYS, *METADATA_KEYS, *USERDATA_KEYS)
+    result: dict[str, Any] = canonicalize(_subset(spec, keys))
+    return result

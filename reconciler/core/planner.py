@@ -1,0 +1,225 @@
+"""The planner: (desired manifests, state, options) -> Plan. Pure; no I/O, no clock.
+
+Actions (product.md §3-4): create, render, update, adopt, noop, orphan, delete.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from reconciler.core.canonical import (
+    CANONICAL_VERSION,
+    METADATA_KEYS,
+    RENDER_KEYS,
+    SpecHashes,
+    applied_spec,
+    spec_hashes,
+)
+from reconciler.core.diff import DiffEntry, diff_specs
+from reconciler.core.state import State
+
+ACTIONS = ("create", "render", "update", "adopt", "noop", "orphan", "delete")
+PRUNE_ANNOTATION = "reconciler/prune"
+
+
+class DesiredProject(Protocol):
+    """What the planner needs of a manifest (``reconciler.adapters.loader.Manifest``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def labels(self) -> dict[str, str]: ...
+    @property
+    def annotations(self) -> dict[str, str]: ...
+    @property
+    def spec(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    only: frozenset[str] = frozenset()
+    selector: Mapping[str, str] = field(default_factory=dict)
+    force: frozenset[str] = frozenset()
+    prune: bool = False
+    max_deletes: int = 10
+    allow_empty: bool = False
+    retry_failed: bool = False
+
+
+@dataclass(frozen=True)
+class Change:
+    name: str
+    action: str
+    project_id: str | None
+    reasons: tuple[str, ...]
+    diff: tuple[DiffEntry, ...] = ()
+    spec: dict[str, Any] | None = None  # canonical desired spec (None for orphan/delete)
+    hashes: SpecHashes | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    record: bool = False  # a noop that still updates the state (e.g. userData changed)
+    verify: bool = False  # an interrupted call must be checked remotely before acting
+    pending: dict[str, Any] | None = None  # the interrupted call's journaled intent
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "action": self.action,
+            "project_id": self.project_id,
+            "reasons": list(self.reasons),
+            "diff": [str(d) for d in self.diff],
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    changes: tuple[Change, ...]
+    refusals: tuple[str, ...] = ()  # guard rails that stopped part of the plan (prune limits)
+
+    @property
+    def summary(self) -> dict[str, int]:
+        counts = dict.fromkeys(ACTIONS, 0)
+        for change in self.changes:
+            counts[change.action] += 1
+        return counts
+
+    @property
+    def has_changes(self) -> bool:
+        """True when apply would touch VOD (orphans and local-only bookkeeping do not)."""
+        return any(c.action in ("create", "render", "update", "adopt", "delete")
+                   for c in self.changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": 1,
+            "changes": [c.as_dict() for c in self.changes],
+            "summary": self.summary,
+        }
+
+
+def _selected(name: str, labels: Mapping[str, str], options: PlanOptions) -> bool:
+    if options.only and name not in options.only:
+        return False
+    return all(labels.get(k) == v for k, v in options.selector.items())
+
+
+def _hashes_of(entry: Mapping[str, Any], state: State) -> SpecHashes | None:
+    """Stored hashes, re-derived from the stored spec when the canonical form changed."""
+    spec = entry.get("spec")
+    if spec is None:
+        return None
+    if state.canonical_version != CANONICAL_VERSION or "hashes" not in entry:
+        return spec_hashes(spec)
+    h = entry["hashes"]
+    return SpecHashes(render=h["render"], metadata=h["metadata"], userdata=h["userdata"])
+
+
+def _changed_keys(diff: Iterable[DiffEntry]) -> list[str]:
+    keys: list[str] = []
+    for d in diff:
+        head = d.path.split(".", 1)[0].split("[", 1)[0]
+        key = head if head in (*RENDER_KEYS, *METADATA_KEYS, "userData", "projectId") else "timeline"
+        if key not in keys:
+            keys.append(key)
+    return keys
+
+
+def _plan_desired(m: DesiredProject, state: State, options: PlanOptions) -> Change:
+    spec = applied_spec(m.spec)
+    hashes = spec_hashes(spec)
+    entry = state.projects.get(m.name)
+    common: dict[str, Any] = {"spec": spec, "hashes": hashes, "labels": dict(m.labels),
+                              "annotations": dict(m.annotations)}
+    wanted_id = spec.get("projectId")
+
+    if entry is None or not (entry.get("project_id") or entry.get("pending")):
+        if wanted_id:
+            return Change(m.name, "adopt", wanted_id,
+                          ("spec.projectId names an existing project not yet in the state",),
+                          **common)
+        return Change(m.name, "create", None, ("new project",), tuple(diff_specs(None, spec)),
+                      **common)
+
+    project_id = entry.get("project_id")
+    pending = entry.get("pending")
+    if pending:
+        op = pending.get("op", "render")
+        reason = (f"an earlier {op} was interrupted; VOD is asked what happened before "
+                  "anything is submitted again")
+        action = "create" if op == "create" and not project_id else "render"
+        return Change(m.name, action, project_id, (reason,),
+                      tuple(diff_specs(entry.get("spec"), spec)), verify=True,
+                      pending=dict(pending), **common)
+
+    if wanted_id and wanted_id != project_id:
+        return Change(m.name, "adopt", wanted_id,
+                      (f"spec.projectId changed from {project_id} to {wanted_id}",), **common)
+
+    old = _hashes_of(entry, state)
+    diff = tuple(diff_specs(entry.get("spec"), spec))
+    forced = m.name in options.force
+    if old is None or old.render != hashes.render or forced:
+        failed = entry.get("failed")
+        if (not forced and not options.retry_failed and failed
+                and failed.get("render_hash") == hashes.render):
+            return Change(m.name, "noop", project_id,
+                          (f"the last render of this spec failed permanently ({failed.get('code')}:"
+                           f" {failed.get('message')}); change the spec or pass --retry-failed",),
+                          diff, **common)
+        reasons = ["forced with --force"] if forced and old and old.render == hashes.render else [
+            f"{k} changed" for k in _changed_keys(diff) if k in RENDER_KEYS] or ["spec changed"]
+        return Change(m.name, "render", project_id, tuple(reasons), diff, **common)
+    if old.metadata != hashes.metadata:
+        reasons = tuple(f"{k} changed" for k in _changed_keys(diff) if k in METADATA_KEYS)
+        return Change(m.name, "update", project_id, reasons or ("metadata changed",), diff,
+                      **common)
+    if old.userdata != hashes.userdata:
+        return Change(m.name, "noop", project_id,
+                      ("userData changed: recorded now, sent with the next render",), diff,
+                      record=True, **common)
+    if entry.get("labels", {}) != common["labels"] or (
+            entry.get("annotations", {}) != common["annotations"]):
+        return Change(m.name, "noop", project_id, ("labels/annotations changed (local only)",),
+                      record=True, **common)
+    return Change(m.name, "noop", project_id, ("up to date",), **common)
+
+
+def plan(desired: Sequence[DesiredProject], state: State,
+         options: PlanOptions | None = None) -> Plan:
+    options = options or PlanOptions()
+    changes: list[Change] = []
+    wanted = {m.name for m in desired}
+    for m in sorted(desired, key=lambda m: m.name):
+        if _selected(m.name, m.labels, options):
+            changes.append(_plan_desired(m, state, options))
+
+    refusals: list[str] = []
+    orphans = [
+        (name, entry) for name, entry in sorted(state.projects.items())
+        if name not in wanted and _selected(name, entry.get("labels", {}), options)
+    ]
+    deletable: list[str] = []
+    for name, entry in orphans:
+        protected = entry.get("annotations", {}).get(PRUNE_ANNOTATION) == "disabled"
+        if options.prune and not protected and entry.get("project_id"):
+            deletable.append(name)
+    if options.prune and deletable and not desired and not options.allow_empty:
+        refusals.append("refusing to prune: the manifest set is empty (pass --allow-empty if "
+                        "you really mean to delete every project)")
+        deletable = []
+    if len(deletable) > options.max_deletes:
+        refusals.append(f"refusing to prune {len(deletable)} projects: more than --max-deletes "
+                        f"{options.max_deletes}")
+        deletable = []
+    for name, entry in orphans:
+        if name in deletable:
+            changes.append(Change(name, "delete", entry.get("project_id"),
+                                  ("manifest removed; --prune deletes the remote project",)))
+        else:
+            why = "manifest removed; kept remotely (use apply --prune to delete)"
+            if entry.get("annotations", {}).get(PRUNE_ANNOTATION) == "disabled":
+                why = f"manifest removed; protected by annotation {PRUNE_ANNOTATION}: disabled"
+            changes.append(Change(name, "orphan", entry.get("project_id"), (why,)))
+    return Plan(tuple(changes), tuple(refusals))

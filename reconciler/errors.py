@@ -83,8 +83,11 @@ class LockHeldError(StateError):
     """Another reconcile holds the state lock."""
 
     def __init__(self, message: str, *, holder: dict[str, object] | None = None) -> None:
-        super().__init__(message, hint="wait for it to finish, or run `reconciler state unlock` "
-                         "if you are sure the holder is gone")
+        super().__init__(
+            message,
+            hint="wait for it to finish, or run `reconciler state unlock` "
+            "if you are sure the holder is gone",
+        )
         self.holder = holder or {}
 
 

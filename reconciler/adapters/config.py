@@ -47,7 +47,9 @@ _ENV = {
     "read_timeout": "RECONCILER_READ_TIMEOUT",
     "history": "RECONCILER_HISTORY",
 }
-_PYPROJECT_KEYS = {f.name.replace("_", "-"): f.name for f in fields(Settings) if f.name != "sources"}
+_PYPROJECT_KEYS = {
+    f.name.replace("_", "-"): f.name for f in fields(Settings) if f.name != "sources"
+}
 
 
 def find_pyproject(start: Path) -> Path | None:
@@ -100,8 +102,9 @@ def resolve_settings(flags: Mapping[str, Any], env: Mapping[str, str], cwd: Path
     table = _pyproject_table(pyproject) if pyproject else {}
     unknown = set(table) - set(_PYPROJECT_KEYS)
     if unknown and pyproject:
-        raise ConfigError(f"{pyproject}: unknown keys in [tool.reconciler]: "
-                          f"{', '.join(sorted(unknown))}")
+        raise ConfigError(
+            f"{pyproject}: unknown keys in [tool.reconciler]: {', '.join(sorted(unknown))}"
+        )
     for f in fields(Settings):
         name = f.name
         if name == "sources":

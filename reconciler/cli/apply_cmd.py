@@ -16,20 +16,39 @@ from reconciler.engine.apply import ApplyResult, Executor, Outcome
 
 def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
-        "apply", help="make VOD match the manifests", description=__doc__)
+        "apply", help="make VOD match the manifests", description=__doc__
+    )
     common.add_common(p)
-    p.add_argument("--force", action="append", default=[], metavar="NAME",
-                   help="render this project even if unchanged (repeatable)")
-    p.add_argument("--prune", action="store_true",
-                   help="delete remote projects whose manifest was removed")
-    p.add_argument("--max-deletes", type=int, default=10, metavar="N",
-                   help="never delete more than N projects in one run (default 10)")
-    p.add_argument("--allow-empty", action="store_true",
-                   help="allow --prune when the manifest set is empty")
-    p.add_argument("--retry-failed", action="store_true",
-                   help="resubmit renders that failed permanently for an unchanged spec")
-    p.add_argument("--skip-invalid", action="store_true",
-                   help="apply the valid manifests, report the invalid ones (no pruning)")
+    p.add_argument(
+        "--force",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="render this project even if unchanged (repeatable)",
+    )
+    p.add_argument(
+        "--prune", action="store_true", help="delete remote projects whose manifest was removed"
+    )
+    p.add_argument(
+        "--max-deletes",
+        type=int,
+        default=10,
+        metavar="N",
+        help="never delete more than N projects in one run (default 10)",
+    )
+    p.add_argument(
+        "--allow-empty", action="store_true", help="allow --prune when the manifest set is empty"
+    )
+    p.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="resubmit renders that failed permanently for an unchanged spec",
+    )
+    p.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="apply the valid manifests, report the invalid ones (no pruning)",
+    )
     p.add_argument("--output", choices=("text", "json"), default="text")
     p.set_defaults(func=run)
 
@@ -49,14 +68,22 @@ def _line(outcome: Outcome) -> str:
 
 def summary_line(result: ApplyResult, seconds: float) -> str:
     c = result.counts
-    return (f"Apply complete in {seconds:.1f}s: {c['created']} created, {c['rendered']} rendered, "
-            f"{c['updated']} updated, {c['adopted']} adopted, {c['deleted']} deleted, "
-            f"{c['unchanged'] + c['recorded']} unchanged, {c['orphaned']} orphaned, "
-            f"{c['failed']} failed.")
+    return (
+        f"Apply complete in {seconds:.1f}s: {c['created']} created, {c['rendered']} rendered, "
+        f"{c['updated']} updated, {c['adopted']} adopted, {c['deleted']} deleted, "
+        f"{c['unchanged'] + c['recorded']} unchanged, {c['orphaned']} orphaned, "
+        f"{c['failed']} failed."
+    )
 
 
-def execute(settings: Any, the_plan: Plan, store: StateStore, *, quiet: bool = False,
-            holder: common.ClientHolder | None = None) -> ApplyResult:
+def execute(
+    settings: Any,
+    the_plan: Plan,
+    store: StateStore,
+    *,
+    quiet: bool = False,
+    holder: common.ClientHolder | None = None,
+) -> ApplyResult:
     """Run a plan (shared with watch and hooks). Makes no API call when nothing changes."""
     tty = sys.stdout.isatty()
     total = sum(1 for c in the_plan.changes if c.action not in ("noop", "orphan"))
@@ -75,10 +102,20 @@ def execute(settings: Any, the_plan: Plan, store: StateStore, *, quiet: bool = F
     try:
         needs_client = any(c.action not in ("noop", "orphan") for c in the_plan.changes)
         client: Any = client_holder.get() if needs_client else None
-        known = frozenset(e.get("project_id") for e in store.state.projects.values()
-                          if e.get("project_id")) if store.state else frozenset()
-        executor = Executor(store, client, parallelism=settings.parallelism,
-                            on_outcome=report, known_project_ids=known)
+        known = (
+            frozenset(
+                e.get("project_id") for e in store.state.projects.values() if e.get("project_id")
+            )
+            if store.state
+            else frozenset()
+        )
+        executor = Executor(
+            store,
+            client,
+            parallelism=settings.parallelism,
+            on_outcome=report,
+            known_project_ids=known,
+        )
         return executor.run(the_plan)
     finally:
         store.snapshot()
@@ -108,8 +145,11 @@ def run(args: argparse.Namespace) -> int:
     for failure in result.failures:
         err = failure.error
         assert err is not None
-        print(f"failed: {failure.name}: {err.code}: {err.message} "
-              f"(RequestId {err.request_id or '-'})", file=sys.stderr)
+        print(
+            f"failed: {failure.name}: {err.code}: {err.message} "
+            f"(RequestId {err.request_id or '-'})",
+            file=sys.stderr,
+        )
         if err.hint:
             print(f"  hint: {err.hint}", file=sys.stderr)
     return EXIT_ERROR if result.failures or the_plan.refusals else EXIT_OK

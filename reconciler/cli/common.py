@@ -23,27 +23,60 @@ def add_common(parser: argparse.ArgumentParser, *, remote: bool = True) -> None:
     g.add_argument("--manifests", metavar="DIR", help="manifests directory (default: manifests)")
     g.add_argument("--state", metavar="DIR", help="state directory (default: state)")
     if remote:
-        g.add_argument("--endpoint", metavar="URL|emulator",
-                       help="VOD endpoint URL, or 'emulator' for the embedded emulator "
-                            "(default: https://vod.<region>.aliyuncs.com)")
+        g.add_argument(
+            "--endpoint",
+            metavar="URL|emulator",
+            help="VOD endpoint URL, or 'emulator' for the embedded emulator "
+            "(default: https://vod.<region>.aliyuncs.com)",
+        )
         g.add_argument("--region", metavar="ID", help="region id (default: cn-shanghai)")
-        g.add_argument("--signature", choices=("v3", "v2"),
-                       help="v3 = ACS3-HMAC-SHA256 (default), v2 = HMAC-SHA1 RPC signature")
-        g.add_argument("--parallelism", type=int, metavar="N",
-                       help="concurrent API calls (default 8)")
-        g.add_argument("--qps", type=float, metavar="Q", help="client-side request rate (default 40)")
-        g.add_argument("--lock-timeout", type=float, metavar="SEC",
-                       help="how long to wait for another reconcile's lock (default 5)")
-    g.add_argument("--only", action="append", default=[], metavar="NAME",
-                   help="act on this project only (repeatable)")
-    g.add_argument("--selector", action="append", default=[], metavar="K=V",
-                   help="act on projects whose labels match (repeatable, all must match)")
+        g.add_argument(
+            "--signature",
+            choices=("v3", "v2"),
+            help="v3 = ACS3-HMAC-SHA256 (default), v2 = HMAC-SHA1 RPC signature",
+        )
+        g.add_argument(
+            "--parallelism", type=int, metavar="N", help="concurrent API calls (default 8)"
+        )
+        g.add_argument(
+            "--qps", type=float, metavar="Q", help="client-side request rate (default 40)"
+        )
+        g.add_argument(
+            "--lock-timeout",
+            type=float,
+            metavar="SEC",
+            help="how long to wait for another reconcile's lock (default 5)",
+        )
+    g.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="act on this project only (repeatable)",
+    )
+    g.add_argument(
+        "--selector",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="act on projects whose labels match (repeatable, all must match)",
+    )
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    flags = {k: getattr(args, k, None) for k in
-             ("manifests", "state", "endpoint", "region", "signature", "parallelism", "qps",
-              "lock_timeout")}
+    flags = {
+        k: getattr(args, k, None)
+        for k in (
+            "manifests",
+            "state",
+            "endpoint",
+            "region",
+            "signature",
+            "parallelism",
+            "qps",
+            "lock_timeout",
+        )
+    }
     return resolve_settings(flags, os.environ, Path.cwd())
 
 
@@ -55,7 +88,8 @@ def plan_options(args: argparse.Namespace) -> PlanOptions:
             raise ConfigError(f"--selector {item!r}: expected KEY=VALUE")
         selector[key] = value
     return PlanOptions(
-        only=frozenset(args.only), selector=selector,
+        only=frozenset(args.only),
+        selector=selector,
         force=frozenset(getattr(args, "force", None) or ()),
         prune=bool(getattr(args, "prune", False)),
         max_deletes=int(getattr(args, "max_deletes", 10)),
@@ -67,8 +101,10 @@ def plan_options(args: argparse.Namespace) -> PlanOptions:
 def load_valid(settings: Settings, *, skip_invalid: bool = False) -> LoadResult:
     """Load manifests; any issue aborts (unless skip_invalid), before state or API are touched."""
     if not settings.manifests.is_dir():
-        raise ConfigError(f"manifests directory {settings.manifests} does not exist",
-                          hint="pass --manifests DIR or create it")
+        raise ConfigError(
+            f"manifests directory {settings.manifests} does not exist",
+            hint="pass --manifests DIR or create it",
+        )
     result = load_manifests(settings.manifests)
     if result.issues:
         if not skip_invalid:
@@ -87,8 +123,9 @@ def describe_endpoint(settings: Settings) -> str:
 
 
 def print_endpoint(settings: Settings) -> None:
-    print(f"endpoint: {describe_endpoint(settings)} [signature {settings.signature}]",
-          file=sys.stderr)
+    print(
+        f"endpoint: {describe_endpoint(settings)} [signature {settings.signature}]", file=sys.stderr
+    )
 
 
 class ClientHolder:
@@ -116,8 +153,10 @@ def build_client(settings: Settings, *, holder: ClientHolder | None = None) -> A
     from reconciler.adapters.vod.client import VodClient
 
     common: dict[str, Any] = {
-        "signature": settings.signature, "qps": settings.qps,
-        "parallelism": settings.parallelism, "connect_timeout": settings.connect_timeout,
+        "signature": settings.signature,
+        "qps": settings.qps,
+        "parallelism": settings.parallelism,
+        "connect_timeout": settings.connect_timeout,
         "read_timeout": settings.read_timeout,
     }
     if settings.is_emulator:
@@ -126,22 +165,43 @@ def build_client(settings: Settings, *, holder: ClientHolder | None = None) -> A
         emulator = Emulator.embedded(settings.state)
         if holder is not None:
             holder.emulator = emulator
-        return VodClient(endpoint="http://127.0.0.1", credentials=emulator.demo_credentials,
-                         transport=EmulatorTransport(emulator), **common)
+        return VodClient(
+            endpoint="http://127.0.0.1",
+            credentials=emulator.demo_credentials,
+            transport=EmulatorTransport(emulator),
+            **common,
+        )
     from reconciler.adapters.vod.credentials import resolve_credentials
     from reconciler.adapters.vod.endpoints import resolve_endpoint
 
     credentials = resolve_credentials(os.environ, Path.home())
-    return VodClient(endpoint=resolve_endpoint(settings.region, settings.endpoint),
-                     credentials=credentials, **common)
+    return VodClient(
+        endpoint=resolve_endpoint(settings.region, settings.endpoint),
+        credentials=credentials,
+        **common,
+    )
 
 
 # --------------------------------------------------------------------------- rendering
 
-_SYMBOL = {"create": "+", "render": "~", "update": "~", "adopt": "<", "noop": " ",
-           "orphan": "?", "delete": "-"}
-_COLOUR = {"create": "32", "render": "33", "update": "36", "adopt": "35", "orphan": "90",
-           "delete": "31", "noop": "0"}
+_SYMBOL = {
+    "create": "+",
+    "render": "~",
+    "update": "~",
+    "adopt": "<",
+    "noop": " ",
+    "orphan": "?",
+    "delete": "-",
+}
+_COLOUR = {
+    "create": "32",
+    "render": "33",
+    "update": "36",
+    "adopt": "35",
+    "orphan": "90",
+    "delete": "31",
+    "noop": "0",
+}
 
 
 def use_colour(stream: IO[str]) -> bool:
@@ -170,9 +230,12 @@ def render_plan_text(plan: Plan, *, stream: IO[str], verbose: bool = False) -> N
     for refusal in plan.refusals:
         print(_paint(f"! {refusal}", "31", colour), file=stream)
     s = plan.summary
-    print(f"Plan: {s['create']} to create, {s['render']} to render, {s['update']} to update, "
-          f"{s['adopt']} to adopt, {s['delete']} to delete, {s['noop']} unchanged, "
-          f"{s['orphan']} orphaned.", file=stream)
+    print(
+        f"Plan: {s['create']} to create, {s['render']} to render, {s['update']} to update, "
+        f"{s['adopt']} to adopt, {s['delete']} to delete, {s['noop']} unchanged, "
+        f"{s['orphan']} orphaned.",
+        file=stream,
+    )
 
 
 def render_plan_json(plan: Plan, *, stream: IO[str]) -> None:

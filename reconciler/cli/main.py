@@ -74,8 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         fd, path = tempfile.mkstemp(prefix="reconciler-crash-", suffix=".log")
         with os.fdopen(fd, "w") as fh:
             traceback.print_exc(file=fh)
-        print(f"internal error: this is a bug in reconciler; the traceback is in {path}",
-              file=sys.stderr)
+        print(
+            f"internal error: this is a bug in reconciler; the traceback is in {path}",
+            file=sys.stderr,
+        )
         return EXIT_ERROR
 
 

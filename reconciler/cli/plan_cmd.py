@@ -14,19 +14,31 @@ from reconciler.core.planner import plan
 
 def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
-        "plan", help="show what apply would do", description=__doc__)
+        "plan", help="show what apply would do", description=__doc__
+    )
     common.add_common(p)
     p.add_argument("--output", choices=("text", "json", "markdown"), default="text")
-    p.add_argument("--detailed-exitcode", action="store_true",
-                   help="exit 2 when there are changes, 0 when there are none")
-    p.add_argument("--force", action="append", default=[], metavar="NAME",
-                   help="plan a render even if unchanged (repeatable)")
+    p.add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help="exit 2 when there are changes, 0 when there are none",
+    )
+    p.add_argument(
+        "--force",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="plan a render even if unchanged (repeatable)",
+    )
     p.add_argument("--prune", action="store_true", help="plan deletion of orphaned projects")
     p.add_argument("--max-deletes", type=int, default=10, metavar="N")
     p.add_argument("--allow-empty", action="store_true")
     p.add_argument("--retry-failed", action="store_true")
-    p.add_argument("--skip-invalid", action="store_true",
-                   help="plan the valid manifests and report the invalid ones")
+    p.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="plan the valid manifests and report the invalid ones",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="also list unchanged projects")
     p.set_defaults(func=run)
 

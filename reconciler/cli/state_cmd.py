@@ -10,14 +10,21 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.adapters.config import resolve_settings
-from reconciler.adapters.state import LOCK_FILE, StateStore, describe_holder, read_holder, state_lock
+from reconciler.adapters.state import (
+    LOCK_FILE,
+    StateStore,
+    describe_holder,
+    read_holder,
+    state_lock,
+)
 from reconciler.cli.main import EXIT_OK
 from reconciler.errors import StateError
 
 
 def register(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser("state", help="inspect or edit the state",
-                                                description=__doc__)
+    p: argparse.ArgumentParser = sub.add_parser(
+        "state", help="inspect or edit the state", description=__doc__
+    )
     p.add_argument("--state", metavar="DIR", help="state directory (default: state)")
     p.add_argument("--lock-timeout", type=float, metavar="SEC")
     verbs = p.add_subparsers(dest="verb", metavar="VERB")
@@ -37,14 +44,17 @@ def register(sub: Any) -> None:
 def _entry(store: StateStore, name: str) -> dict[str, Any]:
     assert store.state is not None
     if name not in store.state.projects:
-        raise StateError(f"no project named {name!r} in the state",
-                         hint="`reconciler state list` shows the names")
+        raise StateError(
+            f"no project named {name!r} in the state",
+            hint="`reconciler state list` shows the names",
+        )
     return store.state.projects[name]
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = resolve_settings({"state": args.state, "lock_timeout": args.lock_timeout},
-                                os.environ, Path.cwd())
+    settings = resolve_settings(
+        {"state": args.state, "lock_timeout": args.lock_timeout}, os.environ, Path.cwd()
+    )
     directory = settings.state
     if args.verb == "unlock":
         holder = read_holder(directory)

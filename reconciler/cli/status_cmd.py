@@ -15,7 +15,8 @@ from reconciler.cli.main import EXIT_ERROR, EXIT_OK
 
 def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
-        "status", help="show the recorded state per project", description=__doc__)
+        "status", help="show the recorded state per project", description=__doc__
+    )
     p.add_argument("names", nargs="*", metavar="NAME")
     p.add_argument("--state", metavar="DIR", help="state directory (default: state)")
     p.add_argument("--output", choices=("text", "json"), default="text")
@@ -43,18 +44,20 @@ def rows(projects: dict[str, dict[str, Any]], wanted: list[str]) -> list[dict[st
             continue
         entry = projects[name]
         render = entry.get("last_render") or {}
-        out.append({
-            "name": name,
-            "project_id": entry.get("project_id"),
-            "render_hash": (entry.get("hashes") or {}).get("render"),
-            "status": render.get("status") or ("Pending" if entry.get("pending") else "-"),
-            "media_id": render.get("media_id"),
-            "submitted_at": render.get("submitted_at"),
-            "applied_at": entry.get("applied_at"),
-            "pending": entry.get("pending"),
-            "failed": entry.get("failed"),
-            "history": [h.get("media_id") for h in entry.get("history", [])],
-        })
+        out.append(
+            {
+                "name": name,
+                "project_id": entry.get("project_id"),
+                "render_hash": (entry.get("hashes") or {}).get("render"),
+                "status": render.get("status") or ("Pending" if entry.get("pending") else "-"),
+                "media_id": render.get("media_id"),
+                "submitted_at": render.get("submitted_at"),
+                "applied_at": entry.get("applied_at"),
+                "pending": entry.get("pending"),
+                "failed": entry.get("failed"),
+                "history": [h.get("media_id") for h in entry.get("history", [])],
+            }
+        )
     return out
 
 
@@ -76,13 +79,17 @@ def run(args: argparse.Namespace) -> int:
             status = r["status"]
             if r["failed"]:
                 status = "Failed"
-            print(f"{r['name']:<28} {r['project_id'] or '-':<34} {status:<13} "
-                  f"{r['media_id'] or '-':<34} {_age(r['submitted_at'], now):>5}  "
-                  f"{(r['render_hash'] or '-')[7:19]}")
+            print(
+                f"{r['name']:<28} {r['project_id'] or '-':<34} {status:<13} "
+                f"{r['media_id'] or '-':<34} {_age(r['submitted_at'], now):>5}  "
+                f"{(r['render_hash'] or '-')[7:19]}"
+            )
             if r["failed"]:
                 f = r["failed"]
-                print(f"    last failure: {f.get('code')}: {f.get('message')} "
-                      f"(RequestId {f.get('request_id') or '-'})")
+                print(
+                    f"    last failure: {f.get('code')}: {f.get('message')} "
+                    f"(RequestId {f.get('request_id') or '-'})"
+                )
     for name in missing:
         print(f"error: no project named {name!r} in the state", file=sys.stderr)
     return EXIT_ERROR if missing else EXIT_OK

@@ -41,7 +41,10 @@ def canonicalize(value: Any) -> Any:
 def canonical_json(value: Any) -> str:
     """Compact, key-sorted JSON of the canonical form: what the hashes are computed over."""
     return json.dumps(
-        canonicalize(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+        canonicalize(value),
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
         allow_nan=False,
     )
 

@@ -1,4 +1,7 @@
-"""Field-level diff between two canonical specs, e.g. ``VideoTracks[0].VideoTrackClips[1].Out: 5 -> 7``."""
+"""Field-level diff between two canonical specs.
+
+Paths look like ``VideoTracks[0].VideoTrackClips[1].Out: 5 -> 7``.
+"""
 
 from __future__ import annotations
 
@@ -54,8 +57,12 @@ def _walk(old: Any, new: Any, path: str, out: list[DiffEntry]) -> None:
             _walk(old.get(key, _ABSENT), new.get(key, _ABSENT), _join(path, key), out)
     elif isinstance(old, list) and isinstance(new, list):
         for i in range(max(len(old), len(new))):
-            _walk(old[i] if i < len(old) else _ABSENT, new[i] if i < len(new) else _ABSENT,
-                  f"{path}[{i}]", out)
+            _walk(
+                old[i] if i < len(old) else _ABSENT,
+                new[i] if i < len(new) else _ABSENT,
+                f"{path}[{i}]",
+                out,
+            )
     elif old is _ABSENT and new is _ABSENT:
         return
     elif old is _ABSENT or new is _ABSENT or old != new or type(old) is not type(new):

@@ -88,8 +88,9 @@ class Plan:
     @property
     def has_changes(self) -> bool:
         """True when apply would touch VOD (orphans and local-only bookkeeping do not)."""
-        return any(c.action in ("create", "render", "update", "adopt", "delete")
-                   for c in self.changes)
+        return any(
+            c.action in ("create", "render", "update", "adopt", "delete") for c in self.changes
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -120,7 +121,9 @@ def _changed_keys(diff: Iterable[DiffEntry]) -> list[str]:
     keys: list[str] = []
     for d in diff:
         head = d.path.split(".", 1)[0].split("[", 1)[0]
-        key = head if head in (*RENDER_KEYS, *METADATA_KEYS, "userData", "projectId") else "timeline"
+        key = (
+            head if head in (*RENDER_KEYS, *METADATA_KEYS, "userData", "projectId") else "timeline"
+        )
         if key not in keys:
             keys.append(key)
     return keys
@@ -130,64 +133,117 @@ def _plan_desired(m: DesiredProject, state: State, options: PlanOptions) -> Chan
     spec = applied_spec(m.spec)
     hashes = spec_hashes(spec)
     entry = state.projects.get(m.name)
-    common: dict[str, Any] = {"spec": spec, "hashes": hashes, "labels": dict(m.labels),
-                              "annotations": dict(m.annotations)}
+    common: dict[str, Any] = {
+        "spec": spec,
+        "hashes": hashes,
+        "labels": dict(m.labels),
+        "annotations": dict(m.annotations),
+    }
     wanted_id = spec.get("projectId")
 
     if entry is None or not (entry.get("project_id") or entry.get("pending")):
         if wanted_id:
-            return Change(m.name, "adopt", wanted_id,
-                          ("spec.projectId names an existing project not yet in the state",),
-                          **common)
-        return Change(m.name, "create", None, ("new project",), tuple(diff_specs(None, spec)),
-                      **common)
+            return Change(
+                m.name,
+                "adopt",
+                wanted_id,
+                ("spec.projectId names an existing project not yet in the state",),
+                **common,
+            )
+        return Change(
+            m.name, "create", None, ("new project",), tuple(diff_specs(None, spec)), **common
+        )
 
     project_id = entry.get("project_id")
     pending = entry.get("pending")
     if pending:
         op = pending.get("op", "render")
-        reason = (f"an earlier {op} was interrupted; VOD is asked what happened before "
-                  "anything is submitted again")
+        reason = (
+            f"an earlier {op} was interrupted; VOD is asked what happened before "
+            "anything is submitted again"
+        )
         action = "create" if op == "create" and not project_id else "render"
-        return Change(m.name, action, project_id, (reason,),
-                      tuple(diff_specs(entry.get("spec"), spec)), verify=True,
-                      pending=dict(pending), **common)
+        return Change(
+            m.name,
+            action,
+            project_id,
+            (reason,),
+            tuple(diff_specs(entry.get("spec"), spec)),
+            verify=True,
+            pending=dict(pending),
+            **common,
+        )
 
     if wanted_id and wanted_id != project_id:
-        return Change(m.name, "adopt", wanted_id,
-                      (f"spec.projectId changed from {project_id} to {wanted_id}",), **common)
+        return Change(
+            m.name,
+            "adopt",
+            wanted_id,
+            (f"spec.projectId changed from {project_id} to {wanted_id}",),
+            **common,
+        )
 
     old = _hashes_of(entry, state)
     diff = tuple(diff_specs(entry.get("spec"), spec))
     forced = m.name in options.force
     if old is None or old.render != hashes.render or forced:
         failed = entry.get("failed")
-        if (not forced and not options.retry_failed and failed
-                and failed.get("render_hash") == hashes.render):
-            return Change(m.name, "noop", project_id,
-                          (f"the last render of this spec failed permanently ({failed.get('code')}:"
-                           f" {failed.get('message')}); change the spec or pass --retry-failed",),
-                          diff, **common)
-        reasons = ["forced with --force"] if forced and old and old.render == hashes.render else [
-            f"{k} changed" for k in _changed_keys(diff) if k in RENDER_KEYS] or ["spec changed"]
-        return Change(m.name, "render", project_id, tuple(reasons), diff, **common)
+        if (
+            not forced
+            and not options.retry_failed
+            and failed
+            and failed.get("render_hash") == hashes.render
+        ):
+            return Change(
+                m.name,
+                "noop",
+                project_id,
+                (
+                    f"the last render of this spec failed permanently ({failed.get('code')}:"
+                    f" {failed.get('message')}); change the spec or pass --retry-failed",
+                ),
+                diff,
+                **common,
+            )
+        render_reasons = (
+            ["forced with --force"]
+            if forced and old and old.render == hashes.render
+            else [f"{k} changed" for k in _changed_keys(diff) if k in RENDER_KEYS]
+            or ["spec changed"]
+        )
+        return Change(m.name, "render", project_id, tuple(render_reasons), diff, **common)
     if old.metadata != hashes.metadata:
         reasons = tuple(f"{k} changed" for k in _changed_keys(diff) if k in METADATA_KEYS)
-        return Change(m.name, "update", project_id, reasons or ("metadata changed",), diff,
-                      **common)
+        return Change(
+            m.name, "update", project_id, reasons or ("metadata changed",), diff, **common
+        )
     if old.userdata != hashes.userdata:
-        return Change(m.name, "noop", project_id,
-                      ("userData changed: recorded now, sent with the next render",), diff,
-                      record=True, **common)
+        return Change(
+            m.name,
+            "noop",
+            project_id,
+            ("userData changed: recorded now, sent with the next render",),
+            diff,
+            record=True,
+            **common,
+        )
     if entry.get("labels", {}) != common["labels"] or (
-            entry.get("annotations", {}) != common["annotations"]):
-        return Change(m.name, "noop", project_id, ("labels/annotations changed (local only)",),
-                      record=True, **common)
+        entry.get("annotations", {}) != common["annotations"]
+    ):
+        return Change(
+            m.name,
+            "noop",
+            project_id,
+            ("labels/annotations changed (local only)",),
+            record=True,
+            **common,
+        )
     return Change(m.name, "noop", project_id, ("up to date",), **common)
 
 
-def plan(desired: Sequence[DesiredProject], state: State,
-         options: PlanOptions | None = None) -> Plan:
+def plan(
+    desired: Sequence[DesiredProject], state: State, options: PlanOptions | None = None
+) -> Plan:
     options = options or PlanOptions()
     changes: list[Change] = []
     wanted = {m.name for m in desired}
@@ -197,7 +253,8 @@ def plan(desired: Sequence[DesiredProject], state: State,
 
     refusals: list[str] = []
     orphans = [
-        (name, entry) for name, entry in sorted(state.projects.items())
+        (name, entry)
+        for name, entry in sorted(state.projects.items())
         if name not in wanted and _selected(name, entry.get("labels", {}), options)
     ]
     deletable: list[str] = []
@@ -206,17 +263,27 @@ def plan(desired: Sequence[DesiredProject], state: State,
         if options.prune and not protected and entry.get("project_id"):
             deletable.append(name)
     if options.prune and deletable and not desired and not options.allow_empty:
-        refusals.append("refusing to prune: the manifest set is empty (pass --allow-empty if "
-                        "you really mean to delete every project)")
+        refusals.append(
+            "refusing to prune: the manifest set is empty (pass --allow-empty if "
+            "you really mean to delete every project)"
+        )
         deletable = []
     if len(deletable) > options.max_deletes:
-        refusals.append(f"refusing to prune {len(deletable)} projects: more than --max-deletes "
-                        f"{options.max_deletes}")
+        refusals.append(
+            f"refusing to prune {len(deletable)} projects: more than --max-deletes "
+            f"{options.max_deletes}"
+        )
         deletable = []
     for name, entry in orphans:
         if name in deletable:
-            changes.append(Change(name, "delete", entry.get("project_id"),
-                                  ("manifest removed; --prune deletes the remote project",)))
+            changes.append(
+                Change(
+                    name,
+                    "delete",
+                    entry.get("project_id"),
+                    ("manifest removed; --prune deletes the remote project",),
+                )
+            )
         else:
             why = "manifest removed; kept remotely (use apply --prune to delete)"
             if entry.get("annotations", {}).get(PRUNE_ANNOTATION) == "disabled":

@@ -43,25 +43,28 @@ class State:
         )
 
     def copy(self) -> State:
-        return State(self.lineage, self.serial, self.canonical_version,
-                     copy.deepcopy(self.projects))
+        return State(
+            self.lineage, self.serial, self.canonical_version, copy.deepcopy(self.projects)
+        )
 
 
 # Event types, each a dict {"type": ..., "name": ..., ...}. Keep them small: they are
 # the journal's lines.
-EVENT_TYPES = frozenset({
-    "intent",      # about to make a non-idempotent call: {op, render_hash, at}
-    "created",     # AddEditingProject answered: {project_id, request_id, at}
-    "rendered",    # ProduceEditingProjectVideo answered: {project_id, media_id, request_id, spec, hashes, at}
-    "updated",     # UpdateEditingProject answered: {spec, hashes, at}
-    "recorded",    # state caught up without a paid call (noop/adopt/userData/verified): {spec, hashes, project_id, at}
-    "failed",      # a permanent failure: {op, render_hash, code, message, request_id, at}
-    "cleared",     # an intent turned out not to have happened: {at}
-    "deleted",     # remote project deleted: {request_id, at}
-    "forgotten",   # state rm: forget without deleting remotely
-    "moved",       # state mv: {new_name}
-    "produced",    # final production status learned: {media_id, status, at, error_code?}
-})
+EVENT_TYPES = frozenset(
+    {
+        "intent",  # about to make a non-idempotent call: {op, render_hash, at}
+        "created",  # AddEditingProject answered: {project_id, request_id, at}
+        "rendered",  # ProduceEditingProjectVideo answered: {project_id, media_id, spec, hashes, ..}
+        "updated",  # UpdateEditingProject answered: {spec, hashes, at}
+        "recorded",  # state caught up without a paid call (noop, adopt, userData, verified)
+        "failed",  # a permanent failure: {op, render_hash, code, message, request_id, at}
+        "cleared",  # an intent turned out not to have happened: {at}
+        "deleted",  # remote project deleted: {request_id, at}
+        "forgotten",  # state rm: forget without deleting remotely
+        "moved",  # state mv: {new_name}
+        "produced",  # final production status learned: {media_id, status, at, error_code?}
+    }
+)
 
 
 def _entry(state: State, name: str) -> dict[str, Any]:
@@ -89,8 +92,11 @@ def apply_event(state: State, event: dict[str, Any], *, history: int = DEFAULT_H
         if key in event:
             entry[key] = event[key]
     if kind == "intent":
-        entry["pending"] = {"op": event["op"], "render_hash": event.get("render_hash"),
-                            "at": event["at"]}
+        entry["pending"] = {
+            "op": event["op"],
+            "render_hash": event.get("render_hash"),
+            "at": event["at"],
+        }
         if event.get("title") is not None:
             entry["pending"]["title"] = event["title"]
     elif kind == "created":
@@ -110,24 +116,29 @@ def apply_event(state: State, event: dict[str, Any], *, history: int = DEFAULT_H
         entry.pop("pending", None)
         if kind == "rendered":
             entry.pop("failed", None)
-            render = {"media_id": event.get("media_id"), "request_id": event.get("request_id"),
-                      "submitted_at": event["at"], "render_hash": event["hashes"]["render"],
-                      "status": "Producing" if event.get("media_id") else "Unknown"}
+            render = {
+                "media_id": event.get("media_id"),
+                "request_id": event.get("request_id"),
+                "submitted_at": event["at"],
+                "render_hash": event["hashes"]["render"],
+                "status": "Producing" if event.get("media_id") else "Unknown",
+            }
             entry["last_render"] = render
             renders = entry.setdefault("history", [])
             renders.append(dict(render))
             del renders[:-history]
     elif kind == "failed":
         entry.pop("pending", None)
-        entry["failed"] = {k: event.get(k) for k in
-                           ("op", "render_hash", "code", "message", "request_id", "at")}
+        entry["failed"] = {
+            k: event.get(k) for k in ("op", "render_hash", "code", "message", "request_id", "at")
+        }
     elif kind == "produced":
-        render = entry.get("last_render")
-        if render and render.get("media_id") == event.get("media_id"):
-            render["status"] = event["status"]
-            render["finished_at"] = event["at"]
+        last: dict[str, Any] = entry.get("last_render") or {}
+        if last and last.get("media_id") == event.get("media_id"):
+            last["status"] = event["status"]
+            last["finished_at"] = event["at"]
             if event.get("error_code"):
-                render["error_code"] = event["error_code"]
+                last["error_code"] = event["error_code"]
             for item in entry.get("history", []):
                 if item.get("media_id") == event.get("media_id"):
                     item.update(status=event["status"], finished_at=event["at"])

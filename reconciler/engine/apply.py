@@ -77,10 +77,16 @@ def _parse_time(text: str | None) -> datetime | None:
 class Executor:
     """Carries out one plan; ``run`` is the entry point."""
 
-    def __init__(self, journal: Journal, client: VodLike, *, parallelism: int = 8,
-                 clock: Callable[[], str] = utc_now,
-                 on_outcome: Callable[[Outcome], None] | None = None,
-                 known_project_ids: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        journal: Journal,
+        client: VodLike,
+        *,
+        parallelism: int = 8,
+        clock: Callable[[], str] = utc_now,
+        on_outcome: Callable[[Outcome], None] | None = None,
+        known_project_ids: frozenset[str] = frozenset(),
+    ) -> None:
         self.journal = journal
         self.client = client
         self.parallelism = parallelism
@@ -127,36 +133,60 @@ class Executor:
 
     def _failed(self, change: Change, exc: VodError, op: str, *, permanent: bool) -> Outcome:
         if permanent:
-            self._event("failed", change, op=op,
-                        render_hash=change.hashes.render if change.hashes else None,
-                        code=exc.code, message=exc.message, request_id=exc.request_id)
+            self._event(
+                "failed",
+                change,
+                op=op,
+                render_hash=change.hashes.render if change.hashes else None,
+                code=exc.code,
+                message=exc.message,
+                request_id=exc.request_id,
+            )
         elif not exc.ambiguous:
             self._event("cleared", change)  # VOD answered: nothing happened, retry next run
-        return Outcome(change.name, "failed", change.project_id, request_id=exc.request_id,
-                       detail=f"{op} failed", error=exc)
+        return Outcome(
+            change.name,
+            "failed",
+            change.project_id,
+            request_id=exc.request_id,
+            detail=f"{op} failed",
+            error=exc,
+        )
 
     def _execute(self, change: Change) -> Outcome:
         try:
             if change.action == "noop":
                 if change.record:
                     self._event("recorded", change, project_id=change.project_id)
-                    return Outcome(change.name, "recorded", change.project_id,
-                                   detail="; ".join(change.reasons))
+                    return Outcome(
+                        change.name, "recorded", change.project_id, detail="; ".join(change.reasons)
+                    )
                 return Outcome(change.name, "unchanged", change.project_id)
             if change.action == "orphan":
-                return Outcome(change.name, "orphaned", change.project_id,
-                               detail="; ".join(change.reasons))
+                return Outcome(
+                    change.name, "orphaned", change.project_id, detail="; ".join(change.reasons)
+                )
             if change.verify:
                 settled = self._verify(change)
                 if settled is not None:
                     return settled
-            handler = {"create": self._create, "render": self._render_change,
-                       "update": self._update, "adopt": self._adopt,
-                       "delete": self._delete}[change.action]
+            handler = {
+                "create": self._create,
+                "render": self._render_change,
+                "update": self._update,
+                "adopt": self._adopt,
+                "delete": self._delete,
+            }[change.action]
             return handler(change)
         except VodError as exc:  # an unexpected read failure (e.g. Get during verify)
-            return Outcome(change.name, "failed", change.project_id, request_id=exc.request_id,
-                           detail=f"{change.action} failed", error=exc)
+            return Outcome(
+                change.name,
+                "failed",
+                change.project_id,
+                request_id=exc.request_id,
+                detail=f"{change.action} failed",
+                error=exc,
+            )
 
     # ------------------------------------------------------------------ actions
 
@@ -169,12 +199,13 @@ class Executor:
         self._event("intent", change, op="create", title=spec["title"])
         try:
             project = self.client.add_editing_project(
-                title=spec["title"], description=spec.get("description"),
-                cover_url=spec.get("coverURL"))
+                title=spec["title"],
+                description=spec.get("description"),
+                cover_url=spec.get("coverURL"),
+            )
         except VodError as exc:
             return self._failed(change, exc, "AddEditingProject", permanent=False)
-        self._event("created", change, project_id=project.project_id,
-                    request_id=project.request_id)
+        self._event("created", change, project_id=project.project_id, request_id=project.request_id)
         outcome = self._render(change, project.project_id)
         if outcome.ok:
             outcome.action = "created"
@@ -190,30 +221,54 @@ class Executor:
         self._event("intent", change, op="render", render_hash=render_hash)
         try:
             result = self.client.produce_editing_project_video(
-                project_id=project_id, timeline=spec["timeline"], title=spec["title"],
-                description=spec.get("description"), cover_url=spec.get("coverURL"),
+                project_id=project_id,
+                timeline=spec["timeline"],
+                title=spec["title"],
+                description=spec.get("description"),
+                cover_url=spec.get("coverURL"),
                 media_metadata=spec.get("mediaMetadata"),
-                produce_config=spec.get("produceConfig"), user_data=spec.get("userData"))
+                produce_config=spec.get("produceConfig"),
+                user_data=spec.get("userData"),
+            )
         except VodError as exc:
             permanent = not exc.retryable and not exc.ambiguous
             out = self._failed(change, exc, "ProduceEditingProjectVideo", permanent=permanent)
             out.project_id = project_id
             return out
-        self._event("rendered", change, project_id=project_id, media_id=result.media_id,
-                    request_id=result.request_id)
-        return Outcome(change.name, "rendered", project_id, media_id=result.media_id,
-                       request_id=result.request_id)
+        self._event(
+            "rendered",
+            change,
+            project_id=project_id,
+            media_id=result.media_id,
+            request_id=result.request_id,
+        )
+        return Outcome(
+            change.name,
+            "rendered",
+            project_id,
+            media_id=result.media_id,
+            request_id=result.request_id,
+        )
 
     def _update(self, change: Change) -> Outcome:
         spec = self._spec(change)
         assert change.project_id is not None
         try:
             request_id = self.client.update_editing_project(
-                change.project_id, title=spec["title"],
-                description=spec.get("description", ""), cover_url=spec.get("coverURL"))
+                change.project_id,
+                title=spec["title"],
+                description=spec.get("description", ""),
+                cover_url=spec.get("coverURL"),
+            )
         except VodError as exc:
-            return Outcome(change.name, "failed", change.project_id, request_id=exc.request_id,
-                           detail="UpdateEditingProject failed", error=exc)
+            return Outcome(
+                change.name,
+                "failed",
+                change.project_id,
+                request_id=exc.request_id,
+                detail="UpdateEditingProject failed",
+                error=exc,
+            )
         self._event("updated", change, project_id=change.project_id)
         return Outcome(change.name, "updated", change.project_id, request_id=request_id)
 
@@ -233,8 +288,12 @@ class Executor:
                     out.detail = "timeline already matched; metadata updated, no render"
                 return out
             self._event("recorded", change, project_id=project_id)
-            return Outcome(change.name, "adopted", project_id,
-                           detail="timeline already matched; recorded without a render")
+            return Outcome(
+                change.name,
+                "adopted",
+                project_id,
+                detail="timeline already matched; recorded without a render",
+            )
         out = self._render(change, project_id)
         if out.ok:
             out.action = "adopted"
@@ -247,12 +306,18 @@ class Executor:
             request_id = self.client.delete_editing_projects([change.project_id])
         except VodError as exc:
             if exc.code != "InvalidEditingProject.NotFound":
-                return Outcome(change.name, "failed", change.project_id,
-                               request_id=exc.request_id, detail="DeleteEditingProject failed",
-                               error=exc)
-            request_id = exc.request_id
-        self.journal.record({"type": "deleted", "name": change.name, "at": self.clock(),
-                             "request_id": request_id})
+                return Outcome(
+                    change.name,
+                    "failed",
+                    change.project_id,
+                    request_id=exc.request_id,
+                    detail="DeleteEditingProject failed",
+                    error=exc,
+                )
+            request_id = exc.request_id or ""
+        self.journal.record(
+            {"type": "deleted", "name": change.name, "at": self.clock(), "request_id": request_id}
+        )
         return Outcome(change.name, "deleted", change.project_id, request_id=request_id)
 
     # ------------------------------------------------------------------ crash recovery
@@ -268,9 +333,13 @@ class Executor:
         spec = self._spec(change)
         if pending.get("op") == "create" and not change.project_id:
             title = pending.get("title") or spec["title"]
-            found = [p for p in self.client.search_editing_projects(title=title)
-                     if p.title == title and p.project_id not in self.known_project_ids
-                     and (since is None or (_parse_time(p.creation_time) or since) >= since)]
+            found = [
+                p
+                for p in self.client.search_editing_projects(title=title)
+                if p.title == title
+                and p.project_id not in self.known_project_ids
+                and (since is None or (_parse_time(p.creation_time) or since) >= since)
+            ]
             if not found:
                 self._event("cleared", change)
                 return None
@@ -284,15 +353,25 @@ class Executor:
         if pending.get("op") == "render" and change.project_id:
             project = self.client.get_editing_project(change.project_id)
             modified = _parse_time(project.modified_time)
-            happened = (project.status in ("Producing", "Produced", "ProduceFailed")
-                        and modified is not None and since is not None and modified >= since)
-            same = (pending.get("render_hash") == spec_hashes(spec).render
-                    and canonicalize(project.timeline or {}) == canonicalize(spec["timeline"]))
+            happened = (
+                project.status in ("Producing", "Produced", "ProduceFailed")
+                and modified is not None
+                and since is not None
+                and modified >= since
+            )
+            same = pending.get("render_hash") == spec_hashes(spec).render and canonicalize(
+                project.timeline or {}
+            ) == canonicalize(spec["timeline"])
             if happened and same:
-                self._event("rendered", change, project_id=change.project_id, media_id=None,
-                            request_id=None)
-                return Outcome(change.name, "recorded", change.project_id,
-                               detail="an interrupted run's render had reached VOD; recorded, "
-                                      "not paid for twice")
+                self._event(
+                    "rendered", change, project_id=change.project_id, media_id=None, request_id=None
+                )
+                return Outcome(
+                    change.name,
+                    "recorded",
+                    change.project_id,
+                    detail="an interrupted run's render had reached VOD; recorded, "
+                    "not paid for twice",
+                )
             self._event("cleared", change)
         return None

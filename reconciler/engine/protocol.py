@@ -35,14 +35,24 @@ class ProduceResultLike(Protocol):
 
 
 class VodLike(Protocol):
-    def add_editing_project(self, *, title: str, description: str | None = None,
-                            timeline: dict[str, Any] | None = None,
-                            cover_url: str | None = None) -> ProjectLike: ...
+    def add_editing_project(
+        self,
+        *,
+        title: str,
+        description: str | None = None,
+        timeline: dict[str, Any] | None = None,
+        cover_url: str | None = None,
+    ) -> ProjectLike: ...
 
-    def update_editing_project(self, project_id: str, *, title: str | None = None,
-                               description: str | None = None,
-                               timeline: dict[str, Any] | None = None,
-                               cover_url: str | None = None) -> str: ...
+    def update_editing_project(
+        self,
+        project_id: str,
+        *,
+        title: str | None = None,
+        description: str | None = None,
+        timeline: dict[str, Any] | None = None,
+        cover_url: str | None = None,
+    ) -> str: ...
 
     def get_editing_project(self, project_id: str) -> ProjectLike: ...
 
@@ -51,7 +61,14 @@ class VodLike(Protocol):
     def delete_editing_projects(self, project_ids: Sequence[str]) -> str: ...
 
     def produce_editing_project_video(
-        self, *, project_id: str | None = None, timeline: dict[str, Any] | None = None,
-        title: str | None = None, description: str | None = None, cover_url: str | None = None,
-        media_metadata: dict[str, Any] | None = None, produce_config: dict[str, Any] | None = None,
-        user_data: dict[str, Any] | None = None) -> ProduceResultLike: ...
+        self,
+        *,
+        project_id: str | None = None,
+        timeline: dict[str, Any] | None = None,
+        title: str | None = None,
+        description: str | None = None,
+        cover_url: str | None = None,
+        media_metadata: dict[str, Any] | None = None,
+        produce_config: dict[str, Any] | None = None,
+        user_data: dict[str, Any] | None = None,
+    ) -> ProduceResultLike: ...

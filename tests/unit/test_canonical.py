@@ -11,8 +11,16 @@ from reconciler.core.diff import diff_specs
 
 SPEC = {
     "title": "Spring promo",
-    "timeline": {"VideoTracks": [{"VideoTrackClips": [
-        {"MediaId": "m1", "In": 0, "Out": 5}, {"MediaId": "m2", "In": 1.5, "Out": 7.25}]}]},
+    "timeline": {
+        "VideoTracks": [
+            {
+                "VideoTrackClips": [
+                    {"MediaId": "m1", "In": 0, "Out": 5},
+                    {"MediaId": "m2", "In": 1.5, "Out": 7.25},
+                ]
+            }
+        ]
+    },
     "produceConfig": {"TemplateGroupId": "tg"},
     "userData": {"Extend": {"campaign": "spring"}},
 }
@@ -20,8 +28,11 @@ SPEC = {
 
 def test_key_order_and_integral_floats_do_not_matter() -> None:
     reordered = json.loads(json.dumps(SPEC))
-    reordered["timeline"]["VideoTracks"][0]["VideoTrackClips"][0] = {"Out": 5.0, "In": 0.0,
-                                                                     "MediaId": "m1"}
+    reordered["timeline"]["VideoTracks"][0]["VideoTrackClips"][0] = {
+        "Out": 5.0,
+        "In": 0.0,
+        "MediaId": "m1",
+    }
     reordered = dict(reversed(list(reordered.items())))
     assert canonical_json(reordered) == canonical_json(SPEC)
     assert spec_hashes(reordered) == spec_hashes(SPEC)
@@ -69,7 +80,7 @@ def test_diff_of_added_and_removed_items() -> None:
     new["timeline"]["VideoTracks"][0]["VideoTrackClips"].pop()
     new["description"] = "cut"
     entries = [str(e) for e in diff_specs(SPEC, new)]
-    assert entries[0] == "description: (absent) -> \"cut\""
+    assert entries[0] == 'description: (absent) -> "cut"'
     assert entries[1].startswith("VideoTracks[0].VideoTrackClips[1]: {")
     assert entries[1].endswith("-> (absent)")
 

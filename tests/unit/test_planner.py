@@ -20,18 +20,33 @@ class M:
 
 
 def spec(out: float = 5, title: str = "T", **extra: Any) -> dict[str, Any]:
-    return {"title": title, "timeline": {"VideoTracks": [{"VideoTrackClips": [
-        {"MediaId": "m1", "In": 0, "Out": out}]}]}, **extra}
+    return {
+        "title": title,
+        "timeline": {
+            "VideoTracks": [{"VideoTrackClips": [{"MediaId": "m1", "In": 0, "Out": out}]}]
+        },
+        **extra,
+    }
 
 
 def applied(*manifests: M, **ids: str) -> State:
     state = State(lineage="L")
     for m in manifests:
         s = applied_spec(m.spec)
-        apply_event(state, {"type": "rendered", "name": m.name, "at": "2026-01-01T00:00:00Z",
-                            "project_id": ids.get(m.name, f"p-{m.name}"), "media_id": "x",
-                            "spec": s, "hashes": spec_hashes(s).as_dict(),
-                            "labels": m.labels, "annotations": m.annotations})
+        apply_event(
+            state,
+            {
+                "type": "rendered",
+                "name": m.name,
+                "at": "2026-01-01T00:00:00Z",
+                "project_id": ids.get(m.name, f"p-{m.name}"),
+                "media_id": "x",
+                "spec": s,
+                "hashes": spec_hashes(s).as_dict(),
+                "labels": m.labels,
+                "annotations": m.annotations,
+            },
+        )
     return state
 
 
@@ -130,8 +145,16 @@ def test_only_and_selector() -> None:
 
 def test_interrupted_render_is_verified_first() -> None:
     state = applied(M("a", spec()))
-    apply_event(state, {"type": "intent", "name": "a", "op": "render", "render_hash": "h",
-                        "at": "2026-01-01T00:00:01Z"})
+    apply_event(
+        state,
+        {
+            "type": "intent",
+            "name": "a",
+            "op": "render",
+            "render_hash": "h",
+            "at": "2026-01-01T00:00:01Z",
+        },
+    )
     (c,) = plan([M("a", spec(out=9))], state).changes
     assert (c.action, c.verify) == ("render", True)
     assert c.pending is not None and c.pending["render_hash"] == "h"
@@ -140,9 +163,19 @@ def test_interrupted_render_is_verified_first() -> None:
 def test_permanent_failure_is_not_resubmitted_for_same_spec() -> None:
     state = applied(M("a", spec()))
     bad = spec(out=999)
-    apply_event(state, {"type": "failed", "name": "a", "op": "render",
-                        "render_hash": spec_hashes(applied_spec(bad)).render, "code": "X",
-                        "message": "m", "request_id": "r", "at": "t"})
+    apply_event(
+        state,
+        {
+            "type": "failed",
+            "name": "a",
+            "op": "render",
+            "render_hash": spec_hashes(applied_spec(bad)).render,
+            "code": "X",
+            "message": "m",
+            "request_id": "r",
+            "at": "t",
+        },
+    )
     (c,) = plan([M("a", bad)], state).changes
     assert c.action == "noop" and "--retry-failed" in c.reasons[0]
     (c,) = plan([M("a", bad)], state, PlanOptions(retry_failed=True)).changes

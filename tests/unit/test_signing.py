@@ -42,7 +42,10 @@ def test_v2_vector(vector: dict[str, Any]) -> None:
 @pytest.mark.parametrize("vector", V3, ids=[v["name"] for v in V3])
 def test_v3_vector(vector: dict[str, Any]) -> None:
     parts = signing.v3_sign(
-        method=vector["method"], path="/", query=vector["query"], headers=vector["headers"],
+        method=vector["method"],
+        path="/",
+        query=vector["query"],
+        headers=vector["headers"],
         secret=vector["secret"],
     )
     assert parts.canonical_request == vector["canonical_request"]
@@ -73,16 +76,24 @@ def test_official_rpc_doc_example_describe_regions() -> None:
 
 def test_official_v3_doc_example_run_instances() -> None:
     v = _by_name(V3, "official-v3-doc-example")
-    parts = signing.v3_sign(method="POST", path="/", query=v["query"], headers=v["headers"],
-                            secret="YourAccessKeySecret")
+    parts = signing.v3_sign(
+        method="POST",
+        path="/",
+        query=v["query"],
+        headers=v["headers"],
+        secret="YourAccessKeySecret",
+    )
     assert parts.signature == "06563a9e1b43f5dfe96b81484da74bceab24a1d853912eee15083a6f0f3283c0"
 
 
 def test_headers_to_sign_match_vector_shape() -> None:
     v = _by_name(V3, "vod-get-v3-sts")
     headers = signing.v3_headers_to_sign(
-        host=v["host"], action="GetEditingProject", timestamp="2024-01-01T12:00:00Z",
-        nonce="3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf", security_token="STS.tokenvalue+/=",
+        host=v["host"],
+        action="GetEditingProject",
+        timestamp="2024-01-01T12:00:00Z",
+        nonce="3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf",
+        security_token="STS.tokenvalue+/=",
     )
     assert headers == v["headers"]
 
@@ -93,7 +104,7 @@ def test_parse_authorization_round_trip() -> None:
     assert fields == {
         "Credential": v["access_key_id"],
         "SignedHeaders": "host;x-acs-action;x-acs-content-sha256;x-acs-date;"
-                         "x-acs-signature-nonce;x-acs-version",
+        "x-acs-signature-nonce;x-acs-version",
         "Signature": v["signature"],
     }
     assert signing.parse_v3_authorization("HMAC foo") is None

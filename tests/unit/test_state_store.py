@@ -15,8 +15,13 @@ from reconciler.errors import LockHeldError, StateCorruptError, StateError
 
 
 def ev(name: str, kind: str = "created", **data: object) -> dict[str, object]:
-    return {"type": kind, "name": name, "at": "2026-01-01T00:00:00Z", "project_id": f"p-{name}",
-            **data}
+    return {
+        "type": kind,
+        "name": name,
+        "at": "2026-01-01T00:00:00Z",
+        "project_id": f"p-{name}",
+        **data,
+    }
 
 
 def test_journal_survives_without_snapshot(tmp_path: Path) -> None:
@@ -84,8 +89,9 @@ def test_corrupt_state_names_the_backup(tmp_path: Path) -> None:
 
 
 def test_newer_format_is_a_clear_error(tmp_path: Path) -> None:
-    (tmp_path / "state.json").write_text(json.dumps(
-        {"format_version": 99, "serial": 1, "lineage": "x", "projects": {}}))
+    (tmp_path / "state.json").write_text(
+        json.dumps({"format_version": 99, "serial": 1, "lineage": "x", "projects": {}})
+    )
     with pytest.raises(StateError, match="newer"):
         StateStore(tmp_path).load()
 

@@ -207,7 +207,8 @@ class Store:
             (call.time, call.action, json.dumps(call.params, ensure_ascii=False),
              call.signature_version, ",".join(call.project_ids), call.status, call.code,
              call.request_id, call.access_key_id))
-        for pid in call.project_ids or ("",):
+        # project_id "" holds the per-action total (one per call, whatever it touched)
+        for pid in ("", *call.project_ids):
             self._db.execute(
                 "INSERT INTO counts (action, project_id, n) VALUES (?, ?, 1) "
                 "ON CONFLICT (action, project_id) DO UPDATE SET n = n + 1", (call.action, pid))

@@ -8,11 +8,13 @@ request never repeats a nonce. The query is written in RFC 3986 form (space as %
 from __future__ import annotations
 
 import hashlib
-import json
+import logging
+import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Generator, Iterable
-from typing import Any
+from urllib.parse import quote, quote_plus
 
 import httpx
 
@@ -37,15 +39,6 @@ def encode_query(params: Iterable[tuple[str, str]]) -> bytes:
     return "&".join(
         f"{signing.percent_encode(k)}={signing.percent_encode(v)}" for k, v in params
     ).encode("ascii")
-
-
-def wire_value(value: Any) -> str:
-    """A parameter as VOD reads it: JSON values compact and unescaped, booleans lower-case."""
-    if isinstance(value, dict | list):
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 class _VodAuth(httpx.Auth):
@@ -103,8 +96,12 @@ class AcsV3Auth(_VodAuth):
             payload_hash=payload_hash,
         )
         parts = signing.v3_sign(
-            method=request.method, path=request.url.path, query=query, headers=signed,
-            secret=creds.access_key_secret, payload_hash=payload_hash,
+            method=request.method,
+            path=request.url.path,
+            query=query,
+            headers=signed,
+            secret=creds.access_key_secret,
+            payload_hash=payload_hash,
         )
         for name, value in signed.items():
             if name != "host":
@@ -154,3 +151,44 @@ def make_auth(
     cls: type[_VodAuth] = {"v3": AcsV3Auth, "v2": RpcV2Auth}[signature]
     return cls(credentials, action, clock=clock, nonce=nonce, user_agent=user_agent)
 
+
+# --------------------------------------------------------------------------- redaction
+
+_SIGNED_PARAM = re.compile(r"(?i)\b(Signature|SecurityToken|AccessKeySecret)=[^&\s'\"]*")
+_URL_QUERY = re.compile(r"(https?://[^\s?'\"]*)\?[^\s'\"]*")
+
+
+def scrub(text: str, secrets: Iterable[str] = ()) -> str:
+    """Remove secrets from text that may quote a request: VOD's SignatureDoesNotMatch echoes
+    its string-to-sign (which holds the STS token), httpx errors may quote the URL."""
+    head, marker, _ = text.partition("string to sign is:")
+    text = head + (marker + " [redacted]" if marker else "")
+    for secret in secrets:
+        if secret:
+            for form in {secret, quote(secret, safe=""), quote_plus(secret, safe="")}:
+                text = text.replace(form, "***")
+    text = _SIGNED_PARAM.sub(lambda match: f"{match.group(1)}=***", text)
+    return _URL_QUERY.sub(r"\1?***", text)
+
+
+class _RedactHttpxUrls(logging.Filter):
+    """httpx logs every request URL at INFO; a v2 URL carries the signature and STS token."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                arg.copy_with(query=None) if isinstance(arg, httpx.URL) and arg.query else arg
+                for arg in record.args
+            )
+        return True
+
+
+_redaction_lock = threading.Lock()
+
+
+def install_httpx_log_redaction() -> None:
+    """Idempotently strip queries from URLs in the ``httpx`` logger's records."""
+    logger = logging.getLogger("httpx")
+    with _redaction_lock:
+        if not any(isinstance(f, _RedactHttpxUrls) for f in logger.filters):
+            logger.addFilter(_RedactHttpxUrls())

@@ -22,12 +22,17 @@ ENV_TOKEN = "ALIBABA_CLOUD_SECURITY_TOKEN"
 ENV_PROFILE = "ALIBABA_CLOUD_PROFILE"
 ENV_INI_FILE = "ALIBABA_CLOUD_CREDENTIALS_FILE"
 ENV_CLI_DISABLED = "ALIBABA_CLOUD_CLI_PROFILE_DISABLED"
-ENV_OIDC = ("ALIBABA_CLOUD_ROLE_ARN", "ALIBABA_CLOUD_OIDC_PROVIDER_ARN",
-            "ALIBABA_CLOUD_OIDC_TOKEN_FILE")
+ENV_OIDC = (
+    "ALIBABA_CLOUD_ROLE_ARN",
+    "ALIBABA_CLOUD_OIDC_PROVIDER_ARN",
+    "ALIBABA_CLOUD_OIDC_TOKEN_FILE",
+)
 ENV_ECS_DISABLED = "ALIBABA_CLOUD_ECS_METADATA_DISABLED"
 ENV_URI = "ALIBABA_CLOUD_CREDENTIALS_URI"
-_HINT = (f"set {ENV_ID} and {ENV_SECRET} (plus {ENV_TOKEN} for STS), "
-         "or configure a profile with `aliyun configure`")
+_HINT = (
+    f"set {ENV_ID} and {ENV_SECRET} (plus {ENV_TOKEN} for STS), "
+    "or configure a profile with `aliyun configure`"
+)
 
 
 @dataclass(frozen=True)
@@ -109,8 +114,9 @@ class SdkChainProvider:
 
     def get_credentials(self) -> Credentials:
         if self._chosen is None and self.resolve():
-            raise CredentialsError("no provider of the alibabacloud-credentials chain works",
-                                   hint=_HINT)
+            raise CredentialsError(
+                "no provider of the alibabacloud-credentials chain works", hint=_HINT
+            )
         assert self._chosen is not None
         name, provider = self._chosen
         try:
@@ -192,8 +198,10 @@ def _from_cli_config(env: Mapping[str, str], home: Path, notes: list[str]) -> Cr
     if mode in ("AK", "StsToken"):
         notes.append(f"{path}: profile {name!r} (mode {mode}) lacks a key, secret or token")
     else:
-        notes.append(f"{path}: profile {name!r} has mode {mode!r}, which needs the "
-                     "alibabacloud-credentials package")
+        notes.append(
+            f"{path}: profile {name!r} has mode {mode!r}, which needs the "
+            "alibabacloud-credentials package"
+        )
     return None
 
 
@@ -221,8 +229,10 @@ def _from_ini(env: Mapping[str, str], home: Path, notes: list[str]) -> Credentia
     if kind == "access_key":
         notes.append(f"{path}: [{section}] lacks access_key_id or access_key_secret")
     else:
-        notes.append(f"{path}: [{section}] has type {kind!r}, which needs the "
-                     "alibabacloud-credentials package")
+        notes.append(
+            f"{path}: [{section}] has type {kind!r}, which needs the "
+            "alibabacloud-credentials package"
+        )
     return None
 
 
@@ -241,28 +251,55 @@ def _sdk_chain(env: Mapping[str, str], home: Path) -> tuple[list[tuple[str, Any]
     chain: list[tuple[str, Any]] = []
     notes: list[str] = []
     if all(env.get(n) for n in ENV_OIDC):
-        chain.append(("OIDC role (ALIBABA_CLOUD_ROLE_ARN ...)", sdk.OIDCRoleArnCredentialsProvider(
-            role_arn=env[ENV_OIDC[0]], oidc_provider_arn=env[ENV_OIDC[1]],
-            oidc_token_file_path=env[ENV_OIDC[2]],
-            role_session_name=env.get("ALIBABA_CLOUD_ROLE_SESSION_NAME") or None,
-            sts_region_id=env.get("ALIBABA_CLOUD_STS_REGION") or None,
-            enable_vpc=_true(env, "ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED"))))
+        chain.append(
+            (
+                "OIDC role (ALIBABA_CLOUD_ROLE_ARN ...)",
+                sdk.OIDCRoleArnCredentialsProvider(
+                    role_arn=env[ENV_OIDC[0]],
+                    oidc_provider_arn=env[ENV_OIDC[1]],
+                    oidc_token_file_path=env[ENV_OIDC[2]],
+                    role_session_name=env.get("ALIBABA_CLOUD_ROLE_SESSION_NAME") or None,
+                    sts_region_id=env.get("ALIBABA_CLOUD_STS_REGION") or None,
+                    enable_vpc=_true(env, "ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED"),
+                ),
+            )
+        )
     else:
         notes.append(f"OIDC: {' / '.join(ENV_OIDC)} not all set")
     if _true(env, ENV_CLI_DISABLED):
         notes.append(f"{cli_config_path(home)}: skipped ({ENV_CLI_DISABLED}=true)")
     else:
-        chain.append((str(cli_config_path(home)), sdk.CLIProfileCredentialsProvider(
-            profile_name=env.get(ENV_PROFILE) or None, profile_file=str(cli_config_path(home)))))
-    chain.append((str(ini_path(env, home)), sdk.ProfileCredentialsProvider(
-        profile_file=str(ini_path(env, home)), profile_name=env.get(ENV_PROFILE) or "default")))
+        chain.append(
+            (
+                str(cli_config_path(home)),
+                sdk.CLIProfileCredentialsProvider(
+                    profile_name=env.get(ENV_PROFILE) or None,
+                    profile_file=str(cli_config_path(home)),
+                ),
+            )
+        )
+    chain.append(
+        (
+            str(ini_path(env, home)),
+            sdk.ProfileCredentialsProvider(
+                profile_file=str(ini_path(env, home)),
+                profile_name=env.get(ENV_PROFILE) or "default",
+            ),
+        )
+    )
     if _true(env, ENV_ECS_DISABLED):
         notes.append(f"ECS instance metadata: skipped ({ENV_ECS_DISABLED}=true)")
     else:
         try:
-            chain.append(("ECS instance RAM role", sdk.EcsRamRoleCredentialsProvider(
-                role_name=env.get("ALIBABA_CLOUD_ECS_METADATA") or None,
-                disable_imds_v1=_true(env, "ALIBABA_CLOUD_IMDSV1_DISABLED"))))
+            chain.append(
+                (
+                    "ECS instance RAM role",
+                    sdk.EcsRamRoleCredentialsProvider(
+                        role_name=env.get("ALIBABA_CLOUD_ECS_METADATA") or None,
+                        disable_imds_v1=_true(env, "ALIBABA_CLOUD_IMDSV1_DISABLED"),
+                    ),
+                )
+            )
         except ValueError as exc:  # disabled through the process environment
             notes.append(f"ECS instance metadata: {_short(exc)}")
     if env.get(ENV_URI):
@@ -304,12 +341,15 @@ def resolve_credentials(
     # Our own readers also run after an SDK failure: they say precisely what is wrong with
     # a file ("not found", "no profile named ..."), where the SDK's messages are vaguer.
     own: dict[str, list[str]] = {}
-    for path, reader in ((cli_config_path(home), _from_cli_config), (ini_path(env, home), _from_ini)):
+    for path, reader in (
+        (cli_config_path(home), _from_cli_config),
+        (ini_path(env, home), _from_ini),
+    ):
         found = reader(env, home, own.setdefault(str(path), []))
         if found is not None:
             return StaticCredentialsProvider(found, str(path))
-    for path, own_notes in own.items():
-        sdk_failure = failures.pop(path, None)
+    for source, own_notes in own.items():
+        sdk_failure = failures.pop(source, None)
         vague = any("needs the alibabacloud-credentials" in n for n in own_notes)
         notes += [sdk_failure] if sdk_failure and (vague or not own_notes) else own_notes
     notes = list(dict.fromkeys([*notes, *failures.values()]))  # the two paths can agree

@@ -17,27 +17,68 @@ DEFAULT_REGION = "cn-shanghai"
 
 # The regions alibabacloud-vod20170321's endpoint map sends to a regional host of their own
 # (vod-api.md §5.1); every other region follows the rule vod.<region>.aliyuncs.com.
-DEDICATED_REGIONS = frozenset({
-    "cn-shanghai", "cn-beijing", "cn-shenzhen", "cn-hongkong",
-    "ap-southeast-1", "ap-northeast-1", "ap-southeast-5",
-    "us-west-1", "eu-central-1", "me-central-1", "cn-north-2-gov-1",
-})
+DEDICATED_REGIONS = frozenset(
+    {
+        "cn-shanghai",
+        "cn-beijing",
+        "cn-shenzhen",
+        "cn-hongkong",
+        "ap-southeast-1",
+        "ap-northeast-1",
+        "ap-southeast-5",
+        "us-west-1",
+        "eu-central-1",
+        "me-central-1",
+        "cn-north-2-gov-1",
+    }
+)
 # Region IDs the SDK maps elsewhere: cn-hangzhou shares Shanghai's service, and a list of
 # internal or unsupported regions go to the central host.
 SPECIAL_HOSTS: dict[str, str] = {"cn-hangzhou": "vod.cn-shanghai.aliyuncs.com"} | dict.fromkeys(
     (
-        "ap-northeast-2-pop", "ap-southeast-2", "ap-southeast-3", "cn-beijing-finance-1",
-        "cn-beijing-finance-pop", "cn-beijing-gov-1", "cn-beijing-nu16-b01", "cn-chengdu",
-        "cn-edge-1", "cn-fujian", "cn-haidian-cm12-c01", "cn-hangzhou-bj-b01",
-        "cn-hangzhou-finance", "cn-hangzhou-internal-prod-1", "cn-hangzhou-internal-test-1",
-        "cn-hangzhou-internal-test-2", "cn-hangzhou-internal-test-3", "cn-hangzhou-test-306",
-        "cn-hongkong-finance-pop", "cn-huhehaote", "cn-huhehaote-nebula-1", "cn-qingdao",
-        "cn-qingdao-nebula", "cn-shanghai-et15-b01", "cn-shanghai-et2-b01",
-        "cn-shanghai-finance-1", "cn-shanghai-inner", "cn-shanghai-internal-test-1",
-        "cn-shenzhen-finance-1", "cn-shenzhen-inner", "cn-shenzhen-st4-d01",
-        "cn-shenzhen-su18-b01", "cn-wuhan", "cn-wulanchabu", "cn-yushanfang", "cn-zhangbei",
-        "cn-zhangbei-na61-b01", "cn-zhangjiakou-na62-a01", "cn-zhengzhou-nebula-1",
-        "eu-west-1-oxs", "me-east-1", "rus-west-1-pop", "us-east-1",
+        "ap-northeast-2-pop",
+        "ap-southeast-2",
+        "ap-southeast-3",
+        "cn-beijing-finance-1",
+        "cn-beijing-finance-pop",
+        "cn-beijing-gov-1",
+        "cn-beijing-nu16-b01",
+        "cn-chengdu",
+        "cn-edge-1",
+        "cn-fujian",
+        "cn-haidian-cm12-c01",
+        "cn-hangzhou-bj-b01",
+        "cn-hangzhou-finance",
+        "cn-hangzhou-internal-prod-1",
+        "cn-hangzhou-internal-test-1",
+        "cn-hangzhou-internal-test-2",
+        "cn-hangzhou-internal-test-3",
+        "cn-hangzhou-test-306",
+        "cn-hongkong-finance-pop",
+        "cn-huhehaote",
+        "cn-huhehaote-nebula-1",
+        "cn-qingdao",
+        "cn-qingdao-nebula",
+        "cn-shanghai-et15-b01",
+        "cn-shanghai-et2-b01",
+        "cn-shanghai-finance-1",
+        "cn-shanghai-inner",
+        "cn-shanghai-internal-test-1",
+        "cn-shenzhen-finance-1",
+        "cn-shenzhen-inner",
+        "cn-shenzhen-st4-d01",
+        "cn-shenzhen-su18-b01",
+        "cn-wuhan",
+        "cn-wulanchabu",
+        "cn-yushanfang",
+        "cn-zhangbei",
+        "cn-zhangbei-na61-b01",
+        "cn-zhangjiakou-na62-a01",
+        "cn-zhengzhou-nebula-1",
+        "eu-west-1-oxs",
+        "me-east-1",
+        "rus-west-1-pop",
+        "us-east-1",
     ),
     "vod.aliyuncs.com",
 )
@@ -100,10 +141,14 @@ def parse_endpoint(value: str) -> Endpoint:
     if not host or (not _HOST_RE.match(host) and not _is_ip(host)):
         raise ConfigError(f"invalid endpoint {value!r}: no valid host")
     if parts.username is not None or parts.password is not None:
-        raise ConfigError("invalid endpoint: credentials in the URL are not allowed",
-                          hint="use ALIBABA_CLOUD_ACCESS_KEY_ID / _SECRET")
+        raise ConfigError(
+            "invalid endpoint: credentials in the URL are not allowed",
+            hint="use ALIBABA_CLOUD_ACCESS_KEY_ID / _SECRET",
+        )
     if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ConfigError(f"invalid endpoint {value!r}: VOD is served at '/', give no path or query")
+        raise ConfigError(
+            f"invalid endpoint {value!r}: VOD is served at '/', give no path or query"
+        )
     if scheme == "http" and not is_loopback(host):
         raise ConfigError(
             f"refusing plain http to {host}: signed requests must use https",

@@ -121,8 +121,14 @@ def v3_sign(
     """Sign exactly the headers given (the caller chooses which headers are signed)."""
     canonical_headers, signed = v3_canonical_headers(headers)
     canonical_request = "\n".join(
-        [method.upper(), path or "/", v3_canonical_query(query), canonical_headers, signed,
-         payload_hash]
+        [
+            method.upper(),
+            path or "/",
+            v3_canonical_query(query),
+            canonical_headers,
+            signed,
+            payload_hash,
+        ]
     )
     hashed = hashlib.sha256(canonical_request.encode()).hexdigest()
     string_to_sign = f"{V3_ALGORITHM}\n{hashed}"

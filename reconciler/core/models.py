@@ -1,0 +1,371 @@
+"""The ``reconciler/v1`` EditingProject manifest: pydantic models, checks and the JSON Schema.
+
+Pure: no files, clock or environment. The models validate plain JSON data and describe it for
+editors; the data handed on (``Manifest.spec``) is always the original mapping, never a dump.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import model_validator as _model_validator
+from pydantic_core import ErrorDetails, PydanticCustomError
+
+from reconciler.core.timeline import Loc, Problem, Timeline, timeline_checks
+
+__all__ = [
+    "API_VERSION",
+    "KIND",
+    "EditingProjectDocument",
+    "Loc",
+    "Manifest",
+    "Problem",
+    "Timeline",
+    "check_document",
+    "check_timeline",
+    "format_loc",
+    "manifest_json_schema",
+]
+
+API_VERSION = "reconciler/v1"
+KIND = "EditingProject"
+NAME_PATTERN = r"^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$"
+USER_DATA_LIMIT = 256  # characters of compact JSON; stay under it (vod-api.md §3.5)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """One valid manifest, as the planner sees it (docs/architecture.md)."""
+
+    name: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    spec: dict[str, Any]  # original JSON data; timelineFile resolved and inlined as "timeline"
+    path: str  # file it came from, relative to the cwd when under it
+    line: int  # 1-based line where the document's mapping starts
+    deps: tuple[str, ...] = ()  # other files read (timelineFile)
+
+    @property
+    def ref(self) -> str:
+        return f"{KIND}/{self.name}"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class _PassThrough(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+
+def _utf8_at_most(field: str, limit: int, value: str) -> str:
+    size = len(value.encode("utf-8"))
+    if size > limit:
+        raise PydanticCustomError(
+            "too_many_bytes",
+            "'{field}' is {size} bytes in UTF-8; VOD allows at most {limit}: shorten it",
+            {"field": field, "size": size, "limit": limit},
+        )
+    return value
+
+
+class MediaMetadata(_PassThrough):
+    """Metadata of the produced video (vod-api.md §3.4); other keys pass through."""
+
+    Title: str = Field(default=None, description="at most 128 bytes of UTF-8")
+    Description: str = Field(default=None, description="at most 1024 bytes of UTF-8")
+    Tags: str = Field(default=None, description="comma-separated, at most 16 tags of 32 bytes")
+
+    @field_validator("Title")
+    @classmethod
+    def _title(cls, value: str) -> str:
+        return _utf8_at_most("Title", 128, value)
+
+    @field_validator("Description")
+    @classmethod
+    def _description(cls, value: str) -> str:
+        return _utf8_at_most("Description", 1024, value)
+
+    @field_validator("Tags")
+    @classmethod
+    def _tags(cls, value: str) -> str:
+        tags = value.split(",")
+        if len(tags) > 16:
+            raise PydanticCustomError(
+                "too_many_tags", "'Tags' has {n} tags; VOD allows at most 16", {"n": len(tags)}
+            )
+        for tag in tags:
+            _utf8_at_most(f"tag {tag!r}", 32, tag)
+        return value
+
+
+class ProduceConfig(_PassThrough):
+    """Production settings (vod-api.md §3.3): VOD's own keys, passed through."""
+
+
+class UserData(_PassThrough):
+    """Callback and pass-back data (vod-api.md §3.5): VOD's own keys, size-limited."""
+
+    @_model_validator(mode="before")
+    @classmethod
+    def _size(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            size = len(json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str))
+            if size >= USER_DATA_LIMIT:
+                raise PydanticCustomError(
+                    "user_data_too_long",
+                    "userData is {size} characters as compact JSON; VOD takes under {limit}: "
+                    "shorten Extend or drop keys",
+                    {"size": size, "limit": USER_DATA_LIMIT},
+                )
+        return data
+
+
+class Metadata(_Strict):
+    name: str = Field(max_length=128, pattern=NAME_PATTERN, description="unique project name")
+    labels: dict[str, str] = Field(default=None, description="for selection; never sent to VOD")
+    annotations: dict[str, str] = Field(default=None, description="free-form; never sent")
+
+
+class Spec(_Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={"oneOf": [{"required": ["timeline"]}, {"required": ["timelineFile"]}]},
+    )
+
+    projectId: str = Field(default=None, min_length=1, description="adopt this VOD project")
+    title: str = Field(description="project title")
+    description: str = Field(default=None)
+    coverURL: str = Field(default=None)
+    timeline: Timeline = Field(default=None, description="the VOD Timeline (VOD's own keys)")
+    timelineFile: str = Field(
+        default=None, min_length=1, description=".json/.yaml Timeline, relative to this file"
+    )
+    produceConfig: ProduceConfig = Field(default=None)
+    mediaMetadata: MediaMetadata = Field(default=None)
+    userData: UserData = Field(default=None)
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: str) -> str:
+        if not value.strip():
+            raise PydanticCustomError("empty_title", "'title' is empty: give the project a title")
+        return value
+
+    @field_validator("timelineFile")
+    @classmethod
+    def _timeline_file(cls, value: str) -> str:
+        if value.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:[\\/]", value):
+            raise PydanticCustomError(
+                "absolute_timeline_file",
+                "timelineFile {path!r} is absolute: write it relative to this manifest",
+                {"path": value},
+            )
+        if not value.lower().endswith((".json", ".yaml", ".yml")):
+            raise PydanticCustomError(
+                "timeline_file_type",
+                "timelineFile {path!r} must name a .json, .yaml or .yml file",
+                {"path": value},
+            )
+        return value
+
+
+class EditingProjectDocument(_Strict):
+    """A reconciler/v1 EditingProject manifest: one VOD online-editing project (product.md §2)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, title="reconciler EditingProject")
+
+    apiVersion: Literal["reconciler/v1"]
+    kind: Literal["EditingProject"]
+    metadata: Metadata
+    spec: Spec
+
+
+_SECTIONS: dict[Loc, tuple[str, ...]] = {
+    (): tuple(EditingProjectDocument.model_fields),
+    ("metadata",): tuple(Metadata.model_fields),
+    ("spec",): tuple(Spec.model_fields),
+}
+_MISSING_HINT = {
+    "apiVersion": f"add `apiVersion: {API_VERSION}`",
+    "kind": f"add `kind: {KIND}`",
+    "metadata": "add `metadata:` with a `name:`",
+    "spec": "add `spec:` with a title and a timeline",
+    "name": "add `name:` (lowercase letters, digits, '-', '.', '_')",
+    "title": "add a title for the project",
+    "MediaId": "every video clip needs the VOD media ID of its source",
+}
+
+
+def format_loc(loc: Loc) -> str:
+    """``("spec", "timeline", "VideoTracks", 0, "Out")`` -> ``spec.timeline.VideoTracks[0].Out``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out or "-"
+
+
+def _label(loc: Loc, root: str) -> str:
+    if not loc:
+        return root
+    if isinstance(loc[-1], int):
+        return f"{_label(loc[:-1], root)}[{loc[-1]}]"
+    return loc[-1]
+
+
+def _kind_of(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f"a string ({shown!r})"
+    return "a list" if isinstance(value, list) else "a mapping"
+
+
+def _suggest_name(value: str) -> str:
+    slug = re.sub(r"[^a-z0-9._-]+", "-", value.lower()).strip("._-")[:128].rstrip("._-")
+    return f": try {slug!r}" if slug else ""
+
+
+def _unknown_key(key: str, section: Loc) -> str:
+    allowed = _SECTIONS.get(section, ())
+    by_lower = {a.lower(): a for a in allowed}
+    close = difflib.get_close_matches(key.lower(), list(by_lower), n=1, cutoff=0.6)
+    if close:
+        return f"unknown field {key!r}: did you mean {by_lower[close[0]]!r}?"
+    for other, fields in _SECTIONS.items():
+        if other != section and key in fields:
+            return f"unknown field {key!r} here: it belongs under {format_loc((*other, key))}"
+    return f"unknown field {key!r}: allowed are {', '.join(allowed)}"
+
+
+def _message(err: ErrorDetails, loc: Loc, root: str) -> str:
+    kind, value, ctx = err["type"], err.get("input"), err.get("ctx") or {}
+    name = _label(loc, root)
+    if kind == "missing":
+        return f"{name!r} is required: {_MISSING_HINT.get(name, 'add it')}"
+    if kind == "extra_forbidden":
+        return _unknown_key(str(loc[-1]), loc[:-1])
+    if value is None and kind.endswith("_type"):
+        return f"{name!r} has no value: write one after '{name}:' or delete the line"
+    if kind == "literal_error":
+        return f"{name!r} must be {ctx.get('expected')}, not {_kind_of(value)}"
+    if kind == "string_type":
+        quote = ": quote it" if isinstance(value, int | float) else ""
+        return f"{name!r} must be a string, not {_kind_of(value)}{quote}"
+    if kind in ("float_type", "int_type", "float_parsing", "int_parsing"):
+        return f"{name!r} must be a number of seconds, not {_kind_of(value)}"
+    if kind == "greater_than_equal":
+        return f"{name!r} must be 0 or more (seconds), not {value}"
+    if kind == "finite_number":
+        return f"{name!r} must be a finite number"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"{name!r} must be a mapping (key: value), not {_kind_of(value)}"
+    if kind == "list_type":
+        return f"{name!r} must be a list, not {_kind_of(value)}"
+    if kind == "string_too_short":
+        return f"{name!r} is empty: give it a value"
+    if kind == "string_too_long":
+        return (
+            f"{name!r} is {len(str(value))} characters long; at most "
+            f"{ctx.get('max_length')} are allowed: shorten it"
+        )
+    if kind == "string_pattern_mismatch" and name == "name":
+        return (
+            f"name {value!r} is not valid: use lowercase letters, digits, '-', '.' and '_', "
+            f"starting and ending with a letter or digit{_suggest_name(str(value))}"
+        )
+    return err["msg"]
+
+
+def _validate(model: type[BaseModel], data: object, prefix: Loc, root: str) -> list[Problem]:
+    try:
+        model.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_url=False):
+            loc = tuple(err["loc"])
+            full = (*prefix, *loc)
+            on_key = err["type"] == "extra_forbidden"
+            problems.append(Problem(full, _message(err, full, root), on_key))
+        return problems
+    return []
+
+
+def check_timeline(data: object, prefix: Loc = ("spec", "timeline")) -> list[Problem]:
+    """Every problem in one Timeline; ``loc`` starts with ``prefix``."""
+    problems = _validate(Timeline, data, prefix, "timeline")
+    problems += [Problem((*prefix, *p.loc), p.message, p.on_key) for p in timeline_checks(data)]
+    return problems
+
+
+def check_document(data: object) -> list[Problem]:
+    """Every problem in one manifest document (``loc`` from the document root)."""
+    if not isinstance(data, dict):
+        return [
+            Problem(
+                (),
+                f"a manifest must be a mapping with apiVersion, kind, metadata and "
+                f"spec, not {_kind_of(data)}",
+            )
+        ]
+    problems = _validate(EditingProjectDocument, data, (), "document")
+    spec = data.get("spec")
+    if isinstance(spec, dict):
+        if "timeline" in spec and "timelineFile" in spec:
+            problems.append(
+                Problem(
+                    ("spec", "timelineFile"),
+                    "use either 'timeline' or 'timelineFile', not both: delete one",
+                    on_key=True,
+                )
+            )
+        elif "timeline" not in spec and "timelineFile" not in spec:
+            problems.append(
+                Problem(
+                    ("spec",),
+                    "'timeline' is required: add a timeline, or "
+                    "timelineFile: a path relative to this file",
+                )
+            )
+        elif isinstance(spec.get("timeline"), dict):
+            problems += [
+                Problem(("spec", "timeline", *p.loc), p.message, p.on_key)
+                for p in timeline_checks(spec["timeline"])
+            ]
+    return problems
+
+
+def _tidy(node: Any) -> None:
+    """Drop pydantic's generated per-property titles and the ``default: null`` markers."""
+    if isinstance(node, dict):
+        for prop in (node.get("properties") or {}).values():
+            if isinstance(prop, dict):
+                prop.pop("title", None)
+                if prop.get("default", 0) is None:
+                    del prop["default"]
+        for child in node.values():
+            _tidy(child)
+    elif isinstance(node, list):
+        for child in node:
+            _tidy(child)
+
+
+def manifest_json_schema() -> dict[str, Any]:
+    """JSON Schema (draft 2020-12) of one manifest document, for editors and CI."""
+    schema = EditingProjectDocument.model_json_schema()
+    _tidy(schema)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        **schema,
+    }

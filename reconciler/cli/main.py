@@ -21,6 +21,8 @@ COMMAND_MODULES = (
     "schema_cmd",
     "emulator_cmd",
     "state_cmd",
+    "watch_cmd",
+    "hooks_cmd",
 )
 
 # The one exit-code map (product.md §4).

@@ -7,16 +7,23 @@ editors; the data handed on (``Manifest.spec``) is always the original mapping, 
 from __future__ import annotations
 
 import difflib
-import json
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic import model_validator as _model_validator
 from pydantic_core import ErrorDetails, PydanticCustomError
 
-from reconciler.core.timeline import Loc, Problem, Timeline, timeline_checks
+from reconciler.core.timeline import (
+    Loc,
+    MediaMetadata,
+    Problem,
+    ProduceConfig,
+    Timeline,
+    Unset,
+    UserData,
+    timeline_checks,
+)
 
 __all__ = [
     "API_VERSION",
@@ -35,7 +42,6 @@ __all__ = [
 API_VERSION = "reconciler/v1"
 KIND = "EditingProject"
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$"
-USER_DATA_LIMIT = 256  # characters of compact JSON; stay under it (vod-api.md §3.5)
 
 
 @dataclass(frozen=True)
@@ -59,77 +65,12 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-class _PassThrough(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True)
-
-
-def _utf8_at_most(field: str, limit: int, value: str) -> str:
-    size = len(value.encode("utf-8"))
-    if size > limit:
-        raise PydanticCustomError(
-            "too_many_bytes",
-            "'{field}' is {size} bytes in UTF-8; VOD allows at most {limit}: shorten it",
-            {"field": field, "size": size, "limit": limit},
-        )
-    return value
-
-
-class MediaMetadata(_PassThrough):
-    """Metadata of the produced video (vod-api.md §3.4); other keys pass through."""
-
-    Title: str = Field(default=None, description="at most 128 bytes of UTF-8")
-    Description: str = Field(default=None, description="at most 1024 bytes of UTF-8")
-    Tags: str = Field(default=None, description="comma-separated, at most 16 tags of 32 bytes")
-
-    @field_validator("Title")
-    @classmethod
-    def _title(cls, value: str) -> str:
-        return _utf8_at_most("Title", 128, value)
-
-    @field_validator("Description")
-    @classmethod
-    def _description(cls, value: str) -> str:
-        return _utf8_at_most("Description", 1024, value)
-
-    @field_validator("Tags")
-    @classmethod
-    def _tags(cls, value: str) -> str:
-        tags = value.split(",")
-        if len(tags) > 16:
-            raise PydanticCustomError(
-                "too_many_tags", "'Tags' has {n} tags; VOD allows at most 16", {"n": len(tags)}
-            )
-        for tag in tags:
-            _utf8_at_most(f"tag {tag!r}", 32, tag)
-        return value
-
-
-class ProduceConfig(_PassThrough):
-    """Production settings (vod-api.md §3.3): VOD's own keys, passed through."""
-
-
-class UserData(_PassThrough):
-    """Callback and pass-back data (vod-api.md §3.5): VOD's own keys, size-limited."""
-
-    @_model_validator(mode="before")
-    @classmethod
-    def _size(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            size = len(json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str))
-            if size >= USER_DATA_LIMIT:
-                raise PydanticCustomError(
-                    "user_data_too_long",
-                    "userData is {size} characters as compact JSON; VOD takes under {limit}: "
-                    "shorten Extend or drop keys",
-                    {"size": size, "limit": USER_DATA_LIMIT},
-                )
-        return data
-
-
 class Metadata(_Strict):
     name: str = Field(max_length=128, pattern=NAME_PATTERN, description="unique project name")
-    labels: dict[str, str] = Field(default=None, description="for selection; never sent to VOD")
-    annotations: dict[str, str] = Field(default=None, description="free-form; never sent")
+    labels: Unset[dict[str, str]] = Field(
+        default=None, description="for selection; never sent to VOD"
+    )
+    annotations: Unset[dict[str, str]] = Field(default=None, description="free-form; never sent")
 
 
 class Spec(_Strict):
@@ -139,17 +80,17 @@ class Spec(_Strict):
         json_schema_extra={"oneOf": [{"required": ["timeline"]}, {"required": ["timelineFile"]}]},
     )
 
-    projectId: str = Field(default=None, min_length=1, description="adopt this VOD project")
+    projectId: Unset[str] = Field(default=None, min_length=1, description="adopt this VOD project")
     title: str = Field(description="project title")
-    description: str = Field(default=None)
-    coverURL: str = Field(default=None)
-    timeline: Timeline = Field(default=None, description="the VOD Timeline (VOD's own keys)")
-    timelineFile: str = Field(
+    description: Unset[str] = Field(default=None)
+    coverURL: Unset[str] = Field(default=None)
+    timeline: Unset[Timeline] = Field(default=None, description="the VOD Timeline (VOD's own keys)")
+    timelineFile: Unset[str] = Field(
         default=None, min_length=1, description=".json/.yaml Timeline, relative to this file"
     )
-    produceConfig: ProduceConfig = Field(default=None)
-    mediaMetadata: MediaMetadata = Field(default=None)
-    userData: UserData = Field(default=None)
+    produceConfig: Unset[ProduceConfig] = Field(default=None)
+    mediaMetadata: Unset[MediaMetadata] = Field(default=None)
+    userData: Unset[UserData] = Field(default=None)
 
     @field_validator("title")
     @classmethod
@@ -164,14 +105,14 @@ class Spec(_Strict):
         if value.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:[\\/]", value):
             raise PydanticCustomError(
                 "absolute_timeline_file",
-                "timelineFile {path!r} is absolute: write it relative to this manifest",
-                {"path": value},
+                "timelineFile {path} is absolute: write it relative to this manifest",
+                {"path": repr(value)},
             )
         if not value.lower().endswith((".json", ".yaml", ".yml")):
             raise PydanticCustomError(
                 "timeline_file_type",
-                "timelineFile {path!r} must name a .json, .yaml or .yml file",
-                {"path": value},
+                "timelineFile {path} must name a .json, .yaml or .yml file",
+                {"path": repr(value)},
             )
         return value
 
@@ -256,7 +197,7 @@ def _message(err: ErrorDetails, loc: Loc, root: str) -> str:
         return f"{name!r} is required: {_MISSING_HINT.get(name, 'add it')}"
     if kind == "extra_forbidden":
         return _unknown_key(str(loc[-1]), loc[:-1])
-    if value is None and kind.endswith("_type"):
+    if kind == "null_value" or (value is None and kind.endswith("_type")):
         return f"{name!r} has no value: write one after '{name}:' or delete the line"
     if kind == "literal_error":
         return f"{name!r} must be {ctx.get('expected')}, not {_kind_of(value)}"
@@ -347,13 +288,17 @@ def check_document(data: object) -> list[Problem]:
 
 
 def _tidy(node: Any) -> None:
-    """Drop pydantic's generated per-property titles and the ``default: null`` markers."""
+    """Drop generated per-property titles and the nulls: an optional key may be absent, not null."""
     if isinstance(node, dict):
         for prop in (node.get("properties") or {}).values():
             if isinstance(prop, dict):
                 prop.pop("title", None)
                 if prop.get("default", 0) is None:
                     del prop["default"]
+                choices = prop.get("anyOf")
+                if isinstance(choices, list) and len(choices) == 2 and {"type": "null"} in choices:
+                    del prop["anyOf"]
+                    prop.update(next(c for c in choices if c != {"type": "null"}))
         for child in node.values():
             _tidy(child)
     elif isinstance(node, list):

@@ -1,19 +1,29 @@
-"""The VOD Timeline model: checks only what vod-api.md confirms, passes every other key through.
+"""VOD's own objects in a manifest: the Timeline, ProduceConfig, MediaMetadata and UserData.
 
-Pure: takes data, returns data. Times are seconds (numbers >= 0), ``In < Out`` and
-``TimelineIn < TimelineOut`` when both are given, every video clip names a ``MediaId``, and the
-track-count limits of vod-api.md §1.4 hold. Unknown keys are allowed at every level (VOD evolves).
+Pure. They check only what vod-api.md confirms: times are seconds (numbers >= 0), ``In < Out``
+and ``TimelineIn < TimelineOut`` when both are given, every video clip names a ``MediaId``, the
+track-count limits of §1.4 and the size limits of §3.4/§3.5. Every other key passes through.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 MAX_TRACKS = 100  # per kind, vod-api.md §1.4: video, image and subtitle tracks
+USER_DATA_LIMIT = 256  # characters of compact JSON; stay under it (vod-api.md §3.5)
 
 Loc = tuple[str | int, ...]
 
@@ -27,6 +37,19 @@ class Problem:
     on_key: bool = False
 
 
+_T = TypeVar("_T")
+
+
+def _not_null(value: Any) -> Any:
+    if value is None:
+        raise PydanticCustomError("null_value", "no value")
+    return value
+
+
+# An optional field: it may be left out, but an explicit null (``In:`` with nothing after it)
+# is reported rather than sent to VOD.
+Unset = Annotated[_T | None, BeforeValidator(_not_null)]
+
 # A time in seconds. ``strict`` keeps "5" (a string) and booleans out; ints are fine.
 Seconds = Annotated[float, Field(ge=0, strict=True, allow_inf_nan=False)]
 
@@ -36,20 +59,18 @@ def _num(value: float) -> str:
 
 
 class _PassThrough(BaseModel):
-    # ``Field(default=None)`` with a non-Optional type: an absent key is fine, an explicit
-    # null is reported ("has no value") instead of being sent to VOD. The models only validate;
-    # the data handed on is always the original mapping, never a model dump.
+    # The models only validate; the data handed on is always the original mapping, never a dump.
     model_config = ConfigDict(extra="allow", strict=True)
 
 
 class Clip(_PassThrough):
     """Any track clip: the times it may carry, in seconds."""
 
-    In: Seconds = Field(default=None, description="start inside the source, seconds")
-    Out: Seconds = Field(default=None, description="end inside the source, seconds")
-    TimelineIn: Seconds = Field(default=None, description="start on the output, seconds")
-    TimelineOut: Seconds = Field(default=None, description="end on the output, seconds")
-    Duration: Seconds = Field(default=None, description="duration, seconds")
+    In: Unset[Seconds] = Field(default=None, description="start inside the source, seconds")
+    Out: Unset[Seconds] = Field(default=None, description="end inside the source, seconds")
+    TimelineIn: Unset[Seconds] = Field(default=None, description="start on the output, seconds")
+    TimelineOut: Unset[Seconds] = Field(default=None, description="end on the output, seconds")
+    Duration: Unset[Seconds] = Field(default=None, description="duration, seconds")
 
     @field_validator("Out")
     @classmethod
@@ -93,24 +114,24 @@ class VideoTrackClip(Clip):
 
 
 class VideoTrack(_PassThrough):
-    VideoTrackClips: list[VideoTrackClip] = Field(default=None)
+    VideoTrackClips: Unset[list[VideoTrackClip]] = Field(default=None)
 
 
 class AudioTrack(_PassThrough):
-    AudioTrackClips: list[Clip] = Field(default=None)
+    AudioTrackClips: Unset[list[Clip]] = Field(default=None)
 
 
 class ImageTrack(_PassThrough):
-    ImageTrackClips: list[Clip] = Field(default=None)
+    ImageTrackClips: Unset[list[Clip]] = Field(default=None)
 
 
 class SubtitleTrack(_PassThrough):
-    SubtitleTrackClips: list[Clip] = Field(default=None)
+    SubtitleTrackClips: Unset[list[Clip]] = Field(default=None)
 
 
 class EffectTrack(_PassThrough):
     # Effect tracks are an IMS feature whose VOD shape is unconfirmed: only "objects in a list".
-    EffectTrackItems: list[dict[str, Any]] = Field(default=None)
+    EffectTrackItems: Unset[list[dict[str, Any]]] = Field(default=None)
 
 
 def _max_tracks(what: str) -> Any:
@@ -131,11 +152,76 @@ class Timeline(_PassThrough):
         },
     )
 
-    VideoTracks: list[VideoTrack] = _max_tracks("video tracks (at most 100)")
-    AudioTracks: list[AudioTrack] = Field(default=None, description="audio tracks")
-    SubtitleTracks: list[SubtitleTrack] = _max_tracks("subtitle tracks (at most 100)")
-    ImageTracks: list[ImageTrack] = _max_tracks("legacy image tracks (at most 100)")
-    EffectTracks: list[EffectTrack] = Field(default=None, description="effect tracks")
+    VideoTracks: Unset[list[VideoTrack]] = _max_tracks("video tracks (at most 100)")
+    AudioTracks: Unset[list[AudioTrack]] = Field(default=None, description="audio tracks")
+    SubtitleTracks: Unset[list[SubtitleTrack]] = _max_tracks("subtitle tracks (at most 100)")
+    ImageTracks: Unset[list[ImageTrack]] = _max_tracks("legacy image tracks (at most 100)")
+    EffectTracks: Unset[list[EffectTrack]] = Field(default=None, description="effect tracks")
+
+
+def _utf8_at_most(field: str, limit: int, value: str) -> str:
+    size = len(value.encode("utf-8"))
+    if size > limit:
+        raise PydanticCustomError(
+            "too_many_bytes",
+            "'{field}' is {size} bytes in UTF-8; VOD allows at most {limit}: shorten it",
+            {"field": field, "size": size, "limit": limit},
+        )
+    return value
+
+
+class MediaMetadata(_PassThrough):
+    """Metadata of the produced video (vod-api.md §3.4); other keys pass through."""
+
+    Title: Unset[str] = Field(default=None, description="at most 128 bytes of UTF-8")
+    Description: Unset[str] = Field(default=None, description="at most 1024 bytes of UTF-8")
+    Tags: Unset[str] = Field(
+        default=None, description="comma-separated, at most 16 tags of 32 bytes"
+    )
+
+    @field_validator("Title")
+    @classmethod
+    def _title(cls, value: str) -> str:
+        return _utf8_at_most("Title", 128, value)
+
+    @field_validator("Description")
+    @classmethod
+    def _description(cls, value: str) -> str:
+        return _utf8_at_most("Description", 1024, value)
+
+    @field_validator("Tags")
+    @classmethod
+    def _tags(cls, value: str) -> str:
+        tags = value.split(",")
+        if len(tags) > 16:
+            raise PydanticCustomError(
+                "too_many_tags", "'Tags' has {n} tags; VOD allows at most 16", {"n": len(tags)}
+            )
+        for tag in tags:
+            _utf8_at_most(f"tag {tag!r}", 32, tag)
+        return value
+
+
+class ProduceConfig(_PassThrough):
+    """Production settings (vod-api.md §3.3): VOD's own keys, passed through."""
+
+
+class UserData(_PassThrough):
+    """Callback and pass-back data (vod-api.md §3.5): VOD's own keys, size-limited."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _size(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            size = len(json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str))
+            if size >= USER_DATA_LIMIT:
+                raise PydanticCustomError(
+                    "user_data_too_long",
+                    "userData is {size} characters as compact JSON; VOD takes under {limit}: "
+                    "shorten Extend or drop keys",
+                    {"size": size, "limit": USER_DATA_LIMIT},
+                )
+        return data
 
 
 _LIMITED = (

@@ -112,7 +112,7 @@ def test_failed_project_does_not_stop_others(
     _edit(
         project.manifests / "brand-sting.yaml",
         "spec:\n",
-        "spec:\n  projectId: 00000000000000000000000000000000\n",
+        "spec:\n  projectId: deadbeefdeadbeefdeadbeefdeadbeef\n",
     )
     assert project.run("apply") == 1
     out = capsys.readouterr()

@@ -36,14 +36,17 @@ def compact(doc: object) -> str:
 
 
 class Actions:
-    def __init__(self, store: Store, media: MediaLibrary, config: EmulatorConfig,
-                 clock: Callable[[], float]) -> None:
+    def __init__(
+        self, store: Store, media: MediaLibrary, config: EmulatorConfig, clock: Callable[[], float]
+    ) -> None:
         self._store = store
         self._media = media
         self._config = config
         self._clock = clock
-        self._storage = f"outin-{hashlib.md5(config.region.encode()).hexdigest()}.oss-" \
-                        f"{config.region}.aliyuncs.com"
+        self._storage = (
+            f"outin-{hashlib.md5(config.region.encode()).hexdigest()}.oss-"
+            f"{config.region}.aliyuncs.com"
+        )
         self.handlers: dict[str, Callable[[dict[str, str]], Answer]] = {
             "AddEditingProject": self.add,
             "UpdateEditingProject": self.update,
@@ -58,13 +61,21 @@ class Actions:
         if not p.get("Title"):
             raise missing("Title")
         timeline = parse_timeline(p["Timeline"]) if p.get("Timeline") else None
-        project = self._new_project(p["Title"], p.get("Description") or None,
-                                    p.get("CoverURL") or None, timeline, p.get("Division"))
+        project = self._new_project(
+            p["Title"],
+            p.get("Description") or None,
+            p.get("CoverURL") or None,
+            timeline,
+            p.get("Division"),
+        )
         if project.cover_url is None and timeline is not None:
             project.cover_url = self._auto_cover(timeline)
         self._store.insert_project(project)
-        doc = {k: v for k, v in project.to_api(with_timeline=False).items() if k in (
-            "ProjectId", "Title", "Description", "Status", "CreationTime", "ModifiedTime")}
+        doc = {
+            k: v
+            for k, v in project.to_api(with_timeline=False).items()
+            if k in ("ProjectId", "Title", "Description", "Status", "CreationTime", "ModifiedTime")
+        }
         return {"Project": doc}, (project.project_id,)
 
     def update(self, p: dict[str, str]) -> Answer:
@@ -89,8 +100,14 @@ class Actions:
             raise invalid("Status")
         start, end = _time(p, "StartTime"), _time(p, "EndTime")
         total, rows = self._store.search_projects(
-            title=p.get("Title") or None, statuses=statuses or None, start=start, end=end,
-            ascending=SORTS[sort], offset=(page_no - 1) * page_size, limit=page_size)
+            title=p.get("Title") or None,
+            statuses=statuses or None,
+            start=start,
+            end=end,
+            ascending=SORTS[sort],
+            offset=(page_no - 1) * page_size,
+            limit=page_size,
+        )
         found = [r.to_api(with_timeline=False) for r in rows]
         return {"Total": total, "ProjectList": {"Project": found}}, ()
 
@@ -118,15 +135,27 @@ class Actions:
         else:
             assert given is not None
             timeline = given
-            project = self._new_project(p.get("Title") or "", p.get("Description") or None,
-                                        p.get("CoverURL") or None, timeline, None)
+            project = self._new_project(
+                p.get("Title") or "",
+                p.get("Description") or None,
+                p.get("CoverURL") or None,
+                timeline,
+                None,
+            )
             self._store.insert_project(project)
         verdict = self._media.evaluate(timeline)
         now = self._clock()
-        job = Job(media_id=uuid.uuid4().hex, project_id=project.project_id, submitted=now,
-                  due=now + self._config.produce_delay, ok=verdict.ok,
-                  error_code=verdict.error_code, error_message=verdict.error_message,
-                  callback_url=_callback_url(p.get("UserData")), duration=verdict.duration)
+        job = Job(
+            media_id=uuid.uuid4().hex,
+            project_id=project.project_id,
+            submitted=now,
+            due=now + self._config.produce_delay,
+            ok=verdict.ok,
+            error_code=verdict.error_code,
+            error_message=verdict.error_message,
+            callback_url=_callback_url(p.get("UserData")),
+            duration=verdict.duration,
+        )
         self._store.insert_job(job)
         project.status, project.last_job = "Producing", job.media_id
         self._store.save_project(project)
@@ -157,15 +186,28 @@ class Actions:
             raise project_not_found()
         return project
 
-    def _new_project(self, title: str, description: str | None, cover: str | None,
-                     timeline: dict[str, Any] | None, division: str | None) -> Project:
+    def _new_project(
+        self,
+        title: str,
+        description: str | None,
+        cover: str | None,
+        timeline: dict[str, Any] | None,
+        division: str | None,
+    ) -> Project:
         now = int(self._clock())
         return Project(
-            project_id=uuid.uuid4().hex, title=title, description=description, cover_url=cover,
+            project_id=uuid.uuid4().hex,
+            title=title,
+            description=description,
+            cover_url=cover,
             timeline=None if timeline is None else compact(timeline),
-            region_id=division or self._config.region, storage_location=self._storage,
-            status="Normal", creation_time=now, modified_time=now,
-            duration=0.0 if timeline is None else self._media.evaluate(timeline).duration)
+            region_id=division or self._config.region,
+            storage_location=self._storage,
+            status="Normal",
+            creation_time=now,
+            modified_time=now,
+            duration=0.0 if timeline is None else self._media.evaluate(timeline).duration,
+        )
 
     def _apply(self, project: Project, p: dict[str, str], timeline: dict[str, Any] | None) -> None:
         if p.get("Title"):

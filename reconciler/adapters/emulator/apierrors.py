@@ -34,7 +34,7 @@ def missing(name: str) -> ApiFault:
     """A required business parameter is absent: ``Missing{Name}``."""
     return ApiFault(
         f"Missing{name}",
-        f"The input parameter \"{name}\" that is mandatory for processing this request is not "
+        f'The input parameter "{name}" that is mandatory for processing this request is not '
         "supplied.",
     )
 
@@ -43,23 +43,30 @@ def missing_parameter(name: str) -> ApiFault:
     """A required protocol parameter (or one of a required pair) is absent."""
     return ApiFault(
         "MissingParameter",
-        f"The input parameter \"{name}\" that is mandatory for processing this request is not "
+        f'The input parameter "{name}" that is mandatory for processing this request is not '
         "supplied.",
     )
 
 
 def invalid(name: str, why: str = "") -> ApiFault:
     detail = f" {why}" if why else ""
-    return ApiFault("InvalidParameter", f"The specified parameter \"{name}\" is not valid.{detail}")
+    return ApiFault("InvalidParameter", f'The specified parameter "{name}" is not valid.{detail}')
 
 
 def project_not_found() -> ApiFault:
-    return ApiFault("InvalidEditingProject.NotFound",
-                    "The specified editing project does not exist.", 404)
+    return ApiFault(
+        "InvalidEditingProject.NotFound", "The specified editing project does not exist.", 404
+    )
 
 
 THROTTLED = ("Throttling.User", "Request was denied due to user flow throttling.", 400)
-INTERNAL = ("InternalError", "The request processing has failed due to some unknown error, "
-            "exception or failure.", 500)
-UNAVAILABLE = ("ServiceUnavailable", "The request has failed due to a temporary failure of the "
-               "server.", 503)
+INTERNAL = (
+    "InternalError",
+    "The request processing has failed due to some unknown error, exception or failure.",
+    500,
+)
+UNAVAILABLE = (
+    "ServiceUnavailable",
+    "The request has failed due to a temporary failure of the server.",
+    503,
+)

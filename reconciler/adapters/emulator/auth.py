@@ -88,8 +88,9 @@ class NonceCache:
         """Record the nonce; False if it was already used in the window."""
         key = (access_key_id, nonce)
         with self._lock:
-            while self._order and (self._order[0][0] < now - self._window
-                                   or len(self._order) > self._max):
+            while self._order and (
+                self._order[0][0] < now - self._window or len(self._order) > self._max
+            ):
                 self._seen.discard(self._order.popleft()[1])
             if key in self._seen:
                 return False
@@ -123,23 +124,30 @@ class Authenticator:
             if not p.get(name):
                 raise missing_parameter(name)
         if p["SignatureMethod"] != "HMAC-SHA1":
-            raise ApiFault("InvalidParameter", "The specified parameter \"SignatureMethod\" is "
-                           "not valid: only HMAC-SHA1 is supported.")
+            raise ApiFault(
+                "InvalidParameter",
+                'The specified parameter "SignatureMethod" is '
+                "not valid: only HMAC-SHA1 is supported.",
+            )
         self._check_time(p["Timestamp"])
         secret = self._secret(p["AccessKeyId"], p.get("SecurityToken"))
         signed = {k: v for k, v in p.items() if k != "Signature"}
         expected = signing.rpc_signature(req.method, signed, secret)
         if not hmac.compare_digest(expected.encode(), p["Signature"].encode()):
-            raise ApiFault("SignatureDoesNotMatch",
-                           MISMATCH + signing.rpc_string_to_sign(req.method, signed))
+            raise ApiFault(
+                "SignatureDoesNotMatch", MISMATCH + signing.rpc_string_to_sign(req.method, signed)
+            )
         return self._nonce(p["AccessKeyId"], p["SignatureNonce"], p.get("SecurityToken"))
 
     def _v3(self, req: Request) -> Identity:
         auth = signing.parse_v3_authorization(req.headers["authorization"])
         if auth is None:
-            raise ApiFault("IncompleteSignature", "The request signature does not conform to "
-                           "Aliyun standards: expected ACS3-HMAC-SHA256 Credential=..,"
-                           "SignedHeaders=..,Signature=...")
+            raise ApiFault(
+                "IncompleteSignature",
+                "The request signature does not conform to "
+                "Aliyun standards: expected ACS3-HMAC-SHA256 Credential=..,"
+                "SignedHeaders=..,Signature=...",
+            )
         h = req.headers
         for name in V3_REQUIRED:
             if not h.get(name):
@@ -148,15 +156,21 @@ class Authenticator:
         needed = {"host"} | {n for n in h if n.startswith("x-acs-")}
         if not needed <= set(signed_names):
             absent = ", ".join(sorted(needed - set(signed_names)))
-            raise ApiFault("IncompleteSignature", "The request signature does not conform to "
-                           f"Aliyun standards: SignedHeaders must include {absent}.")
+            raise ApiFault(
+                "IncompleteSignature",
+                "The request signature does not conform to "
+                f"Aliyun standards: SignedHeaders must include {absent}.",
+            )
         self._check_time(h["x-acs-date"])
         access_key_id = auth["Credential"]
         token = h.get("x-acs-security-token")
         secret = self._secret(access_key_id, token)
         parts = signing.v3_sign(
-            method=req.method, path=req.path or "/", query=req.query,
-            headers={n: h.get(n, "") for n in signed_names}, secret=secret,
+            method=req.method,
+            path=req.path or "/",
+            query=req.query,
+            headers={n: h.get(n, "") for n in signed_names},
+            secret=secret,
             payload_hash=hashlib.sha256(req.body).hexdigest(),
         )
         if not hmac.compare_digest(parts.signature.encode(), auth["Signature"].encode()):
@@ -166,21 +180,25 @@ class Authenticator:
     def _check_time(self, value: str) -> None:
         ts = parse_timestamp(value)
         if ts is None:
-            raise ApiFault("InvalidTimeStamp.Format",
-                           "Specified time stamp or date value is not well formatted.")
+            raise ApiFault(
+                "InvalidTimeStamp.Format",
+                "Specified time stamp or date value is not well formatted.",
+            )
         if abs(self._clock() - ts) > self._tolerance:
-            raise ApiFault("InvalidTimeStamp.Expired",
-                           "Specified time stamp or date value is expired.")
+            raise ApiFault(
+                "InvalidTimeStamp.Expired", "Specified time stamp or date value is expired."
+            )
 
     def _secret(self, access_key_id: str, token: str | None) -> str:
         found = self.keys.get(access_key_id)
         if found is None:
-            raise ApiFault("InvalidAccessKeyId.NotFound", "Specified access key is not found.",
-                           404)
+            raise ApiFault("InvalidAccessKeyId.NotFound", "Specified access key is not found.", 404)
         secret, required_token = found
         if required_token is not None and token != required_token:
-            raise ApiFault("InvalidSecurityToken.MismatchWithAccessKey",
-                           "The security token does not match the access key.")
+            raise ApiFault(
+                "InvalidSecurityToken.MismatchWithAccessKey",
+                "The security token does not match the access key.",
+            )
         return secret
 
     def _nonce(self, access_key_id: str, nonce: str, token: str | None) -> Identity:

@@ -43,8 +43,9 @@ def is_loopback(url: str) -> bool:
 class CallbackDispatcher:
     """A worker thread (started on first use) that POSTs queued events."""
 
-    def __init__(self, config: EmulatorConfig, record: Recorder,
-                 clock: Callable[[], float]) -> None:
+    def __init__(
+        self, config: EmulatorConfig, record: Recorder, clock: Callable[[], float]
+    ) -> None:
         self._config = config
         self._record = record
         self._clock = clock
@@ -57,16 +58,21 @@ class CallbackDispatcher:
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._stop.clear()
-                self._thread = threading.Thread(target=self._run, name="emulator-callbacks",
-                                                daemon=True)
+                self._thread = threading.Thread(
+                    target=self._run, name="emulator-callbacks", daemon=True
+                )
                 self._thread.start()
         self._queue.put((seq, url, event))
 
     def flush(self, timeout: float) -> bool:
         """Wait until every queued event was handled; False on timeout."""
         done = threading.Event()
-        waiter = threading.Thread(target=lambda: (self._queue.join(), done.set()), daemon=True)
-        waiter.start()
+
+        def wait() -> None:
+            self._queue.join()
+            done.set()
+
+        threading.Thread(target=wait, daemon=True).start()
         return done.wait(timeout)
 
     def close(self, timeout: float = 5.0) -> None:
@@ -96,8 +102,9 @@ class CallbackDispatcher:
         total = max(1, self._config.callback_attempts)
         for attempts in range(1, total + 1):
             try:
-                response = client.post(url, content=json.dumps(event).encode(),
-                                       headers=self._headers(url))
+                response = client.post(
+                    url, content=json.dumps(event).encode(), headers=self._headers(url)
+                )
                 if response.status_code == 200:
                     self._record(seq, "delivered", attempts, None)
                     return

@@ -113,8 +113,9 @@ class InspectionMixin:
             self._store.save_project(project)
 
     # ------------------------------------------------------------------ HTTP
-    def inspect(self, method: str, path: str, query: Sequence[tuple[str, str]],
-                body: bytes) -> EmulatorResponse:
+    def inspect(
+        self, method: str, path: str, query: Sequence[tuple[str, str]], body: bytes
+    ) -> EmulatorResponse:
         from reconciler.adapters.emulator.service import EmulatorResponse
 
         try:
@@ -126,8 +127,7 @@ class InspectionMixin:
         out = json.dumps(doc, ensure_ascii=False).encode()
         return EmulatorResponse(status, [("Content-Type", JSON_CONTENT_TYPE)], out)
 
-    def _route(self, method: str, path: str, q: dict[str, str],
-               body: bytes) -> tuple[int, Any]:
+    def _route(self, method: str, path: str, q: dict[str, str], body: bytes) -> tuple[int, Any]:
         parts = path.split("/")[2:]  # "", "_emulator", ...
         route = "/".join(parts)
         if method == "GET" and route == "health":
@@ -142,8 +142,12 @@ class InspectionMixin:
             return 200, {"ok": True}
         if method == "GET" and route == "projects":
             return 200, {"Projects": [asdict(p) for p in self.projects()]}
-        if method == "POST" and len(parts) == 3 and parts[0] == "projects" and \
-                parts[2] == "timeline":
+        if (
+            method == "POST"
+            and len(parts) == 3
+            and parts[0] == "projects"
+            and parts[2] == "timeline"
+        ):
             self.set_timeline(parts[1], body.decode("utf-8"))
             return 200, {"ok": True}
         if method == "GET" and route == "jobs":

@@ -50,13 +50,16 @@ def load_media_file(path: Path) -> dict[str, float]:
     elif isinstance(doc, list) and all(isinstance(d, dict) for d in doc):
         items = [(d.get("MediaId"), d.get("Duration")) for d in doc]
     else:
-        raise EmulatorError(f"{path}: expected {{MediaId: seconds}} or a list of "
-                            "{MediaId, Duration} objects")
+        raise EmulatorError(
+            f"{path}: expected {{MediaId: seconds}} or a list of {{MediaId, Duration}} objects"
+        )
     out: dict[str, float] = {}
     for media_id, duration in items:
         if not isinstance(media_id, str) or not media_id or not _number(duration) or duration < 0:
-            raise EmulatorError(f"{path}: bad entry {media_id!r}: {duration!r} (need a MediaId "
-                                "and a duration in seconds >= 0)")
+            raise EmulatorError(
+                f"{path}: bad entry {media_id!r}: {duration!r} (need a MediaId "
+                "and a duration in seconds >= 0)"
+            )
         out[media_id] = float(duration)
     return out
 
@@ -78,8 +81,9 @@ def parse_timeline(text: str) -> dict[str, Any]:
     for t, track in enumerate(doc.get("VideoTracks") or []):
         clips = track.get("VideoTrackClips") if isinstance(track, dict) else None
         if not isinstance(track, dict) or not isinstance(clips, list | None):
-            raise invalid("Timeline", f"VideoTracks[{t}] must be an object with an array "
-                          "VideoTrackClips.")
+            raise invalid(
+                "Timeline", f"VideoTracks[{t}] must be an object with an array VideoTrackClips."
+            )
         for c, clip in enumerate(clips or []):
             where = f"VideoTracks[{t}].VideoTrackClips[{c}]"
             if not isinstance(clip, dict):
@@ -127,8 +131,10 @@ class MediaLibrary:
         """The outcome production will have, and the produced video's duration."""
         failure: tuple[str, str] | None = None
         longest = 0.0
-        for kind, clip_key in (("VideoTracks", "VideoTrackClips"), ("AudioTracks",
-                                                                    "AudioTrackClips")):
+        for kind, clip_key in (
+            ("VideoTracks", "VideoTrackClips"),
+            ("AudioTracks", "AudioTrackClips"),
+        ):
             for track in _objects(timeline.get(kind)):
                 length = 0.0
                 for clip in _objects(track.get(clip_key)):
@@ -153,8 +159,11 @@ class MediaLibrary:
         start = float(clip["In"]) if _number(clip.get("In")) else 0.0
         end = float(clip["Out"]) if _number(clip.get("Out")) else duration
         if start >= duration or end > duration:
-            return 0.0, (CONTENT_BAD, f"{CONTENT_BAD_MESSAGE}: clip In/Out {start:g}-{end:g} is "
-                         f"outside the {duration:g} s of media {media_id}")
+            return 0.0, (
+                CONTENT_BAD,
+                f"{CONTENT_BAD_MESSAGE}: clip In/Out {start:g}-{end:g} is "
+                f"outside the {duration:g} s of media {media_id}",
+            )
         return max(end - start, 0.0), None
 
 

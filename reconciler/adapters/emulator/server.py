@@ -7,6 +7,7 @@ A second thread settles due productions so callbacks fire without any request ar
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,8 +17,14 @@ from urllib.parse import parse_qsl, urlsplit
 from reconciler.adapters.emulator.service import Emulator
 from reconciler.errors import EmulatorError
 
-REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
-           500: "Internal Server Error", 503: "Service Unavailable"}
+REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -32,14 +39,13 @@ class _Handler(BaseHTTPRequestHandler):
         split = urlsplit(self.path)
         query = parse_qsl(split.query, keep_blank_values=True)
         body = self._body()
-        answer = self.server.emulator.handle(self.command, split.path, query,
-                                             list(self.headers.items()), body)
+        answer = self.server.emulator.handle(
+            self.command, split.path, query, list(self.headers.items()), body
+        )
         if answer.drop:  # processed, but the client never hears back
             self.close_connection = True
-            try:
+            with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             return
         head = [f"HTTP/1.1 {answer.status} {REASONS.get(answer.status, 'Error')}"]
         head += [f"{k}: {v}" for k, v in answer.headers]
@@ -50,7 +56,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
+            chunks: list[bytes] = []
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
                 if size == 0:
@@ -62,7 +68,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length > 0 else b""
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _serve
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
 
     def log_message(self, format: str, *args: Any) -> None:
         return  # the call log is the record; no per-request stderr noise
@@ -93,8 +99,13 @@ class _HTTPServer(ThreadingHTTPServer):
 class EmulatorServer:
     """``EmulatorServer(emu).start()`` serves in background threads until ``.stop()``."""
 
-    def __init__(self, emulator: Emulator, host: str = "127.0.0.1", port: int = 0,
-                 settle_interval: float = 0.05) -> None:
+    def __init__(
+        self,
+        emulator: Emulator,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        settle_interval: float = 0.05,
+    ) -> None:
         self.emulator = emulator
         self.host = host
         self._port = port
@@ -118,12 +129,17 @@ class EmulatorServer:
         try:
             self._httpd = _HTTPServer((self.host, self._port), self.emulator)
         except OSError as exc:
-            raise EmulatorError(f"cannot listen on {self.host}:{self._port}: "
-                                f"{exc.strerror or exc}") from exc
+            raise EmulatorError(
+                f"cannot listen on {self.host}:{self._port}: {exc.strerror or exc}"
+            ) from exc
         self._stop.clear()
         self._threads = [
-            threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
-                             name="emulator-http", daemon=True),
+            threading.Thread(
+                target=self._httpd.serve_forever,
+                kwargs={"poll_interval": 0.1},
+                name="emulator-http",
+                daemon=True,
+            ),
             threading.Thread(target=self._settle_loop, name="emulator-settle", daemon=True),
         ]
         for thread in self._threads:
@@ -146,10 +162,8 @@ class EmulatorServer:
         httpd.shutdown()
         with httpd.sockets_lock:
             for sock in list(httpd.open_sockets):
-                try:
+                with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
         httpd.server_close()
         for thread in self._threads:
             thread.join(5.0)

@@ -8,6 +8,7 @@ lives in the store, so an emulator over a data directory is shared by processes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import string
@@ -74,8 +75,9 @@ class Emulator(InspectionMixin):
             try:
                 data_dir.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise EmulatorError(f"cannot create the emulator data directory {data_dir}: "
-                                    f"{exc.strerror}") from exc
+                raise EmulatorError(
+                    f"cannot create the emulator data directory {data_dir}: {exc.strerror}"
+                ) from exc
         self._store = Store(None if data_dir is None else data_dir / DB_NAME)
         self._keys = KeyRing()
         if access_keys:
@@ -97,8 +99,13 @@ class Emulator(InspectionMixin):
                 self._media.seed(media)
 
     @classmethod
-    def embedded(cls, state_dir: Path, config: EmulatorConfig | None = None, *,
-                 clock: Callable[[], float] = time.time) -> Emulator:
+    def embedded(
+        cls,
+        state_dir: Path,
+        config: EmulatorConfig | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> Emulator:
         """The in-process emulator of ``--endpoint emulator``: data in ``state_dir/emulator``.
 
         Without an explicit config the ``RECONCILER_EMULATOR_*`` environment applies.
@@ -109,8 +116,9 @@ class Emulator(InspectionMixin):
     def demo_credentials(self) -> DemoCredentials:
         return self._demo
 
-    def add_access_key(self, access_key_id: str, secret: str,
-                       security_token: str | None = None) -> None:
+    def add_access_key(
+        self, access_key_id: str, secret: str, security_token: str | None = None
+    ) -> None:
         """Accept another key; with ``security_token`` it is an STS key requiring that token."""
         self._keys.add(access_key_id, secret, security_token)
 
@@ -127,8 +135,14 @@ class Emulator(InspectionMixin):
         self.close()
 
     # ------------------------------------------------------------------ requests
-    def handle(self, method: str, path: str, query: Sequence[tuple[str, str]], headers: Headers,
-               body: bytes = b"") -> EmulatorResponse:
+    def handle(
+        self,
+        method: str,
+        path: str,
+        query: Sequence[tuple[str, str]],
+        headers: Headers,
+        body: bytes = b"",
+    ) -> EmulatorResponse:
         """Answer one HTTP request exactly as VOD would (thread-safe)."""
         if path.startswith("/_emulator"):
             return self.inspect(method, path, query, body)
@@ -147,22 +161,27 @@ class Emulator(InspectionMixin):
                 self._log(req, request_id, 200, "OK", ids, identity.access_key_id)
             out = json.dumps(payload, ensure_ascii=False).encode()
         except ApiFault as fault:
-            status, code, ids = fault.status, fault.code, ()
+            status, code, ids = fault.status, fault.code, _requested_ids(req.params)
             out = error_body(fault, request_id, self.config.host_id)
             key_id = identity.access_key_id if identity else None
             with self._lock, self._store.transaction():
                 self._log(req, request_id, status, code, ids, key_id)
         headers_out = [("Content-Type", JSON_CONTENT_TYPE), ("x-acs-request-id", request_id)]
-        return EmulatorResponse(status, headers_out, out, self._faults.drop(req.action),
-                                request_id)
+        return EmulatorResponse(status, headers_out, out, self._faults.drop(req.action), request_id)
 
     def _check_protocol(self, req: Request) -> str:
         if req.method not in ("GET", "POST"):
-            raise ApiFault("UnsupportedHTTPMethod", f"The HTTP method {req.method} is not "
-                           "supported; use GET or POST.", 400)
+            raise ApiFault(
+                "UnsupportedHTTPMethod",
+                f"The HTTP method {req.method} is not supported; use GET or POST.",
+                400,
+            )
         if req.path not in ("", "/"):
-            raise ApiFault("InvalidAction.NotFound", "Specified api is not found, please check "
-                           "your url and method.", 404)
+            raise ApiFault(
+                "InvalidAction.NotFound",
+                "Specified api is not found, please check your url and method.",
+                404,
+            )
         action, version = req.action, req.api_version
         if not action:
             raise missing_parameter("Action")
@@ -171,17 +190,37 @@ class Emulator(InspectionMixin):
         if version != API_VERSION:
             raise ApiFault("InvalidVersion", "Specified parameter Version is not valid.", 400)
         if action not in self._actions.handlers:
-            raise ApiFault("InvalidAction.NotFound", "Specified api is not found, please check "
-                           "your url and method.", 404)
+            raise ApiFault(
+                "InvalidAction.NotFound",
+                "Specified api is not found, please check your url and method.",
+                404,
+            )
         return action
 
-    def _log(self, req: Request, request_id: str, status: int, code: str,
-             project_ids: tuple[str, ...], access_key_id: str | None) -> None:
+    def _log(
+        self,
+        req: Request,
+        request_id: str,
+        status: int,
+        code: str,
+        project_ids: tuple[str, ...],
+        access_key_id: str | None,
+    ) -> None:
         params = {k: v for k, v in req.params.items() if k not in HIDDEN_PARAMS}
-        version = req.version if ("authorization" in req.headers or "Signature" in req.params
-                                  ) else "-"
-        call = CallRecord(self._clock(), req.action or "-", params, version, project_ids,
-                          status, code, request_id, access_key_id)
+        version = (
+            req.version if ("authorization" in req.headers or "Signature" in req.params) else "-"
+        )
+        call = CallRecord(
+            self._clock(),
+            req.action or "-",
+            params,
+            version,
+            project_ids,
+            status,
+            code,
+            request_id,
+            access_key_id,
+        )
         self._store.insert_call(call, self.config.call_log_cap)
 
     # ------------------------------------------------------------------ production
@@ -216,8 +255,10 @@ class Emulator(InspectionMixin):
     # ------------------------------------------------------------------ demo key
     def _load_demo_key(self) -> DemoCredentials:
         with self._lock, self._store.transaction():
-            key_id, secret = self._store.get_meta("demo_key_id"), self._store.get_meta(
-                "demo_key_secret")
+            key_id, secret = (
+                self._store.get_meta("demo_key_id"),
+                self._store.get_meta("demo_key_secret"),
+            )
             if key_id is None or secret is None:
                 alphabet = string.ascii_letters + string.digits
                 key_id = "LTAI5t" + "".join(secrets.choice(alphabet) for _ in range(18))
@@ -227,8 +268,9 @@ class Emulator(InspectionMixin):
         return DemoCredentials(key_id, secret)
 
 
-def _request(method: str, path: str, query: Sequence[tuple[str, str]], headers: Headers,
-             body: bytes) -> Request:
+def _request(
+    method: str, path: str, query: Sequence[tuple[str, str]], headers: Headers, body: bytes
+) -> Request:
     merged: dict[str, str] = {}
     pairs = headers.items() if isinstance(headers, Mapping) else headers
     for name, value in pairs:
@@ -237,8 +279,12 @@ def _request(method: str, path: str, query: Sequence[tuple[str, str]], headers: 
     params = dict(query)
     content_type = merged.get("content-type", "")
     if body and content_type.startswith("application/x-www-form-urlencoded"):
-        try:
+        with contextlib.suppress(UnicodeDecodeError):
             params.update(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
-        except UnicodeDecodeError:
-            pass
     return Request(method.upper(), path, list(query), merged, body, params)
+
+
+def _requested_ids(params: Mapping[str, str]) -> tuple[str, ...]:
+    """The project ids a failed call named, so the log still tells which project it was for."""
+    raw = params.get("ProjectId") or params.get("ProjectIds") or ""
+    return tuple(i.strip() for i in raw.split(",") if i.strip())

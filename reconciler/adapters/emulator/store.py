@@ -67,8 +67,10 @@ class Store:
         if found is None:
             self.set_meta("schema", SCHEMA_VERSION)
         elif found != SCHEMA_VERSION:
-            raise EmulatorError(f"emulator store {target} has schema {found}, expected "
-                                f"{SCHEMA_VERSION}; use another --data directory")
+            raise EmulatorError(
+                f"emulator store {target} has schema {found}, expected "
+                f"{SCHEMA_VERSION}; use another --data directory"
+            )
         self._depth = 0
 
     def close(self) -> None:
@@ -106,20 +108,23 @@ class Store:
     # ------------------------------------------------------------------ projects
     def insert_project(self, project: Project) -> None:
         marks = ", ".join("?" * len(fields(Project)))
-        self._db.execute(f"INSERT INTO projects ({_PROJECT_COLS}) VALUES ({marks})",
-                         astuple(project))
+        self._db.execute(
+            f"INSERT INTO projects ({_PROJECT_COLS}) VALUES ({marks})", astuple(project)
+        )
 
     def get_project(self, project_id: str) -> Project | None:
-        row = self._db.execute(f"SELECT {_PROJECT_COLS} FROM projects WHERE project_id=?",
-                               (project_id,)).fetchone()
+        row = self._db.execute(
+            f"SELECT {_PROJECT_COLS} FROM projects WHERE project_id=?", (project_id,)
+        ).fetchone()
         return None if row is None else Project(*row)
 
     def save_project(self, project: Project) -> None:
         names = [f.name for f in fields(Project) if f.name != "project_id"]
         sets = ", ".join(f"{n}=?" for n in names)
         values = [getattr(project, n) for n in names]
-        self._db.execute(f"UPDATE projects SET {sets} WHERE project_id=?",
-                         [*values, project.project_id])
+        self._db.execute(
+            f"UPDATE projects SET {sets} WHERE project_id=?", [*values, project.project_id]
+        )
 
     def delete_projects(self, project_ids: Sequence[str]) -> list[str]:
         deleted = []
@@ -129,8 +134,15 @@ class Store:
         return deleted
 
     def search_projects(
-        self, *, title: str | None, statuses: Sequence[str] | None, start: int | None,
-        end: int | None, ascending: bool, offset: int, limit: int,
+        self,
+        *,
+        title: str | None,
+        statuses: Sequence[str] | None,
+        start: int | None,
+        end: int | None,
+        ascending: bool,
+        offset: int,
+        limit: int,
     ) -> tuple[int, list[Project]]:
         where, args = ["1=1"], []  # type: list[str], list[Any]
         if title:
@@ -146,13 +158,15 @@ class Store:
             where.append("creation_time <= ?")
             args.append(end)
         cond = " AND ".join(where)
-        total = int(self._db.execute(f"SELECT COUNT(*) FROM projects WHERE {cond}",
-                                     args).fetchone()[0])
+        total = int(
+            self._db.execute(f"SELECT COUNT(*) FROM projects WHERE {cond}", args).fetchone()[0]
+        )
         order = "ASC" if ascending else "DESC"
         rows = self._db.execute(
             f"SELECT {_PROJECT_COLS} FROM projects WHERE {cond} "
             f"ORDER BY creation_time {order}, seq {order} LIMIT ? OFFSET ?",
-            [*args, limit, offset]).fetchall()
+            [*args, limit, offset],
+        ).fetchall()
         return total, [Project(*r) for r in rows]
 
     def all_projects(self) -> list[Project]:
@@ -165,8 +179,9 @@ class Store:
         self._db.execute(f"INSERT INTO jobs ({_JOB_COLS}) VALUES ({marks})", astuple(job))
 
     def get_job(self, media_id: str) -> Job | None:
-        row = self._db.execute(f"SELECT {_JOB_COLS} FROM jobs WHERE media_id=?",
-                               (media_id,)).fetchone()
+        row = self._db.execute(
+            f"SELECT {_JOB_COLS} FROM jobs WHERE media_id=?", (media_id,)
+        ).fetchone()
         return None if row is None else _job(row)
 
     def jobs(self) -> list[Job]:
@@ -181,19 +196,23 @@ class Store:
 
     def claim_job(self, media_id: str) -> bool:
         """Mark a job settled; True only for the one caller (in any process) that did it."""
-        cur = self._db.execute("UPDATE jobs SET settled=1 WHERE media_id=? AND settled=0",
-                               (media_id,))
+        cur = self._db.execute(
+            "UPDATE jobs SET settled=1 WHERE media_id=? AND settled=0", (media_id,)
+        )
         return cur.rowcount == 1
 
     # ------------------------------------------------------------------ media
     def media_duration(self, media_id: str) -> float | None:
-        row = self._db.execute("SELECT duration FROM media WHERE media_id=?",
-                               (media_id,)).fetchone()
+        row = self._db.execute(
+            "SELECT duration FROM media WHERE media_id=?", (media_id,)
+        ).fetchone()
         return None if row is None else float(row[0])
 
     def put_media(self, media_id: str, duration: float, source: str) -> None:
-        self._db.execute("INSERT OR REPLACE INTO media (media_id, duration, source) "
-                         "VALUES (?, ?, ?)", (media_id, duration, source))
+        self._db.execute(
+            "INSERT OR REPLACE INTO media (media_id, duration, source) VALUES (?, ?, ?)",
+            (media_id, duration, source),
+        )
 
     def media(self) -> dict[str, float]:
         rows = self._db.execute("SELECT media_id, duration FROM media ORDER BY media_id")
@@ -204,21 +223,34 @@ class Store:
         cur = self._db.execute(
             "INSERT INTO calls (time, action, params, version, project_ids, status, code, "
             "request_id, access_key_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (call.time, call.action, json.dumps(call.params, ensure_ascii=False),
-             call.signature_version, ",".join(call.project_ids), call.status, call.code,
-             call.request_id, call.access_key_id))
+            (
+                call.time,
+                call.action,
+                json.dumps(call.params, ensure_ascii=False),
+                call.signature_version,
+                ",".join(call.project_ids),
+                call.status,
+                call.code,
+                call.request_id,
+                call.access_key_id,
+            ),
+        )
         # project_id "" holds the per-action total (one per call, whatever it touched)
         for pid in ("", *call.project_ids):
             self._db.execute(
                 "INSERT INTO counts (action, project_id, n) VALUES (?, ?, 1) "
-                "ON CONFLICT (action, project_id) DO UPDATE SET n = n + 1", (call.action, pid))
+                "ON CONFLICT (action, project_id) DO UPDATE SET n = n + 1",
+                (call.action, pid),
+            )
         seq = cur.lastrowid or 0
         if seq % 1000 == 0 and seq > cap:  # trim in batches, not on every insert
             self._db.execute("DELETE FROM calls WHERE seq <= ?", (seq - cap,))
 
     def calls(self, *, action: str | None = None, limit: int | None = None) -> list[CallRecord]:
-        sql = ("SELECT time, action, params, version, project_ids, status, code, request_id, "
-               "access_key_id FROM calls")
+        sql = (
+            "SELECT time, action, params, version, project_ids, status, code, request_id, "
+            "access_key_id FROM calls"
+        )
         args: list[Any] = []
         if action:
             sql += " WHERE action=?"
@@ -232,8 +264,9 @@ class Store:
         ]
 
     def counts(self) -> list[tuple[str, str, int]]:
-        rows = self._db.execute("SELECT action, project_id, n FROM counts ORDER BY action, "
-                                "project_id").fetchall()
+        rows = self._db.execute(
+            "SELECT action, project_id, n FROM counts ORDER BY action, project_id"
+        ).fetchall()
         return [(str(a), str(p), int(n)) for a, p, n in rows]
 
     def reset_calls(self) -> None:
@@ -245,18 +278,31 @@ class Store:
         cur = self._db.execute(
             "INSERT INTO events (time, media_id, event, callback_url, delivery, attempts) "
             "VALUES (?, ?, ?, ?, ?, ?)",
-            (rec.time, rec.media_id, json.dumps(rec.event), rec.callback_url, rec.delivery,
-             rec.attempts))
+            (
+                rec.time,
+                rec.media_id,
+                json.dumps(rec.event),
+                rec.callback_url,
+                rec.delivery,
+                rec.attempts,
+            ),
+        )
         return cur.lastrowid or 0
 
     def update_event(self, seq: int, delivery: str, attempts: int, error: str | None) -> None:
-        self._db.execute("UPDATE events SET delivery=?, attempts=?, last_error=? WHERE seq=?",
-                         (delivery, attempts, error, seq))
+        self._db.execute(
+            "UPDATE events SET delivery=?, attempts=?, last_error=? WHERE seq=?",
+            (delivery, attempts, error, seq),
+        )
 
     def events(self) -> list[EventRecord]:
-        rows = self._db.execute("SELECT seq, time, media_id, event, callback_url, delivery, "
-                                "attempts, last_error FROM events ORDER BY seq").fetchall()
-        return [EventRecord(s, t, m, json.loads(e), u, d, a, le) for s, t, m, e, u, d, a, le in rows]
+        rows = self._db.execute(
+            "SELECT seq, time, media_id, event, callback_url, delivery, "
+            "attempts, last_error FROM events ORDER BY seq"
+        ).fetchall()
+        return [
+            EventRecord(s, t, m, json.loads(e), u, d, a, le) for s, t, m, e, u, d, a, le in rows
+        ]
 
 
 def _job(row: Sequence[Any]) -> Job:

@@ -22,11 +22,14 @@ class EmulatorTransport(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         body = request.read()
         query = parse_qsl(request.url.query.decode("ascii"), keep_blank_values=True)
-        headers = [(k.decode("latin-1"), v.decode("utf-8", "replace"))
-                   for k, v in request.headers.raw]
+        headers = [
+            (k.decode("latin-1"), v.decode("utf-8", "replace")) for k, v in request.headers.raw
+        ]
         answer = self.emulator.handle(request.method, request.url.path, query, headers, body)
         if answer.drop:
             raise httpx.RemoteProtocolError(
-                "Server disconnected without sending a response.", request=request)
-        return httpx.Response(answer.status, headers=answer.headers, content=answer.body,
-                              request=request)
+                "Server disconnected without sending a response.", request=request
+            )
+        return httpx.Response(
+            answer.status, headers=answer.headers, content=answer.body, request=request
+        )

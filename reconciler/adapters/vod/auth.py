@@ -165,7 +165,8 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     text = head + (marker + " [redacted]" if marker else "")
     for secret in secrets:
         if secret:
-            for form in {secret, quote(secret, safe=""), quote_plus(secret, safe="")}:
+            once = quote(secret, safe="")
+            for form in {secret, once, quote(once, safe=""), quote_plus(secret, safe="")}:
                 text = text.replace(form, "***")
     text = _SIGNED_PARAM.sub(lambda match: f"{match.group(1)}=***", text)
     return _URL_QUERY.sub(r"\1?***", text)

@@ -54,6 +54,17 @@ class Credentials:
         return tuple(s for s in (self.access_key_secret, self.security_token) if s)
 
 
+class AccessKeyLike(Protocol):
+    """Anything shaped like Credentials (e.g. the emulator's demo key)."""
+
+    @property
+    def access_key_id(self) -> str: ...
+    @property
+    def access_key_secret(self) -> str: ...
+    @property
+    def security_token(self) -> str | None: ...
+
+
 @runtime_checkable
 class CredentialsProvider(Protocol):
     """Hands out current credentials; ``source`` says where they come from (no secrets)."""
@@ -82,6 +93,20 @@ class StaticCredentialsProvider:
         return f"StaticCredentialsProvider({self._credentials!r}, source={self._source!r})"
 
 
+def as_provider(
+    credentials: Credentials | CredentialsProvider | AccessKeyLike,
+) -> CredentialsProvider:
+    """Wrap fixed keys (ours or any object with the same three fields) as a provider."""
+    if isinstance(credentials, CredentialsProvider):
+        return credentials
+    if isinstance(credentials, Credentials):
+        return StaticCredentialsProvider(credentials)
+    fixed = Credentials(
+        credentials.access_key_id, credentials.access_key_secret, credentials.security_token
+    )
+    return StaticCredentialsProvider(fixed, type(credentials).__name__)
+
+
 class SdkChainProvider:
     """Providers from ``alibabacloud_credentials`` tried in order; the first that works is kept.
 
@@ -92,6 +117,7 @@ class SdkChainProvider:
     def __init__(self, chain: list[tuple[str, Any]]) -> None:
         self._chain = chain
         self._chosen: tuple[str, Any] | None = None
+        self._last: Credentials | None = None  # to scrub its secrets from SDK messages
         self._lock = threading.Lock()
 
     @property
@@ -120,17 +146,21 @@ class SdkChainProvider:
         assert self._chosen is not None
         name, provider = self._chosen
         try:
-            return _convert(provider.get_credentials())
+            self._last = _convert(provider.get_credentials())
+            return self._last
         except Exception as exc:
-            failure = f"refreshing credentials from {name} failed: {_short(exc)}"
+            secrets = self._last.secrets() if self._last else ()
+            failure = f"refreshing credentials from {name} failed: {_short(exc, secrets)}"
         raise CredentialsError(failure, hint=_HINT)  # raised outside `except`: no chained SDK error
 
     def __repr__(self) -> str:
         return f"SdkChainProvider(source={self.source!r})"
 
 
-def _short(exc: BaseException) -> str:
+def _short(exc: BaseException, secrets: tuple[str, ...] = ()) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
+    for secret in secrets:
+        text = text.replace(secret, "***")
     return text if len(text) <= 240 else text[:237] + "..."
 
 
@@ -238,9 +268,12 @@ def _from_ini(env: Mapping[str, str], home: Path, notes: list[str]) -> Credentia
 
 # --------------------------------------------------------------------------- the SDK chain
 
+OIDC_SOURCE = "OIDC role (ALIBABA_CLOUD_ROLE_ARN ...)"
+ECS_SOURCE = "ECS instance RAM role"
 
-def _sdk_chain(env: Mapping[str, str], home: Path) -> tuple[list[tuple[str, Any]], list[str]]:
-    """The SDK's default chain order, built with *our* env and home.
+
+def _sdk_chain(env: Mapping[str, str], home: Path) -> tuple[list[tuple[str, Any]], dict[str, str]]:
+    """The SDK's default chain order, built with *our* env and home; plus what was skipped.
 
     ``alibabacloud_credentials.client.Client()`` reads ``os.environ`` and ``$HOME`` once, at
     import time, so it would ignore the mapping we were given; its providers accept every
@@ -249,62 +282,43 @@ def _sdk_chain(env: Mapping[str, str], home: Path) -> tuple[list[tuple[str, Any]
     from alibabacloud_credentials import provider as sdk
 
     chain: list[tuple[str, Any]] = []
-    notes: list[str] = []
+    skipped: dict[str, str] = {}
+    cli, ini = str(cli_config_path(home)), str(ini_path(env, home))
     if all(env.get(n) for n in ENV_OIDC):
-        chain.append(
-            (
-                "OIDC role (ALIBABA_CLOUD_ROLE_ARN ...)",
-                sdk.OIDCRoleArnCredentialsProvider(
-                    role_arn=env[ENV_OIDC[0]],
-                    oidc_provider_arn=env[ENV_OIDC[1]],
-                    oidc_token_file_path=env[ENV_OIDC[2]],
-                    role_session_name=env.get("ALIBABA_CLOUD_ROLE_SESSION_NAME") or None,
-                    sts_region_id=env.get("ALIBABA_CLOUD_STS_REGION") or None,
-                    enable_vpc=_true(env, "ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED"),
-                ),
-            )
+        oidc = sdk.OIDCRoleArnCredentialsProvider(
+            role_arn=env[ENV_OIDC[0]],
+            oidc_provider_arn=env[ENV_OIDC[1]],
+            oidc_token_file_path=env[ENV_OIDC[2]],
+            role_session_name=env.get("ALIBABA_CLOUD_ROLE_SESSION_NAME") or None,
+            sts_region_id=env.get("ALIBABA_CLOUD_STS_REGION") or None,
+            enable_vpc=_true(env, "ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED"),
         )
+        chain.append((OIDC_SOURCE, oidc))
     else:
-        notes.append(f"OIDC: {' / '.join(ENV_OIDC)} not all set")
+        skipped[OIDC_SOURCE] = f"OIDC: {' / '.join(ENV_OIDC)} not all set"
     if _true(env, ENV_CLI_DISABLED):
-        notes.append(f"{cli_config_path(home)}: skipped ({ENV_CLI_DISABLED}=true)")
+        skipped[cli] = f"{cli}: skipped ({ENV_CLI_DISABLED}=true)"
     else:
+        profile = env.get(ENV_PROFILE) or None
         chain.append(
-            (
-                str(cli_config_path(home)),
-                sdk.CLIProfileCredentialsProvider(
-                    profile_name=env.get(ENV_PROFILE) or None,
-                    profile_file=str(cli_config_path(home)),
-                ),
-            )
+            (cli, sdk.CLIProfileCredentialsProvider(profile_name=profile, profile_file=cli))
         )
-    chain.append(
-        (
-            str(ini_path(env, home)),
-            sdk.ProfileCredentialsProvider(
-                profile_file=str(ini_path(env, home)),
-                profile_name=env.get(ENV_PROFILE) or "default",
-            ),
-        )
-    )
+    section = env.get(ENV_PROFILE) or "default"
+    chain.append((ini, sdk.ProfileCredentialsProvider(profile_file=ini, profile_name=section)))
     if _true(env, ENV_ECS_DISABLED):
-        notes.append(f"ECS instance metadata: skipped ({ENV_ECS_DISABLED}=true)")
+        skipped[ECS_SOURCE] = f"ECS instance metadata: skipped ({ENV_ECS_DISABLED}=true)"
     else:
         try:
-            chain.append(
-                (
-                    "ECS instance RAM role",
-                    sdk.EcsRamRoleCredentialsProvider(
-                        role_name=env.get("ALIBABA_CLOUD_ECS_METADATA") or None,
-                        disable_imds_v1=_true(env, "ALIBABA_CLOUD_IMDSV1_DISABLED"),
-                    ),
-                )
+            ecs = sdk.EcsRamRoleCredentialsProvider(
+                role_name=env.get("ALIBABA_CLOUD_ECS_METADATA") or None,
+                disable_imds_v1=_true(env, "ALIBABA_CLOUD_IMDSV1_DISABLED"),
             )
+            chain.append((ECS_SOURCE, ecs))
         except ValueError as exc:  # disabled through the process environment
-            notes.append(f"ECS instance metadata: {_short(exc)}")
+            skipped[ECS_SOURCE] = f"ECS instance metadata: {_short(exc)}"
     if env.get(ENV_URI):
         chain.append((ENV_URI, sdk.URLCredentialsProvider(uri=env[ENV_URI])))
-    return chain, notes
+    return chain, skipped
 
 
 def sdk_available() -> bool:
@@ -321,23 +335,23 @@ def resolve_credentials(
     """Find credentials: env vars, then the SDK chain (if installed) or our profile readers.
 
     ``use_sdk_chain`` None means "if alibabacloud-credentials is importable". Raises one
-    CredentialsError that names every place that was looked at.
+    CredentialsError that names every place that was looked at, in the order looked at.
     """
-    notes: list[str] = []
-    found = _from_env(env, notes)
+    report: list[str] = []
+    found = _from_env(env, report)
     if found is not None:
         return StaticCredentialsProvider(found, "environment variables")
     use_sdk = sdk_available() if use_sdk_chain is None else use_sdk_chain
-    failures: dict[str, str] = {}
+    sdk_notes: dict[str, str] = {}
     if use_sdk:
         chain, sdk_notes = _sdk_chain(env, home)
         provider = SdkChainProvider(chain)
         failures = provider.resolve()
         if not failures:
             return provider
-        notes += sdk_notes
+        sdk_notes.update(failures)
     elif all(env.get(n) for n in ENV_OIDC):
-        notes.append("OIDC variables are set but need the alibabacloud-credentials package")
+        report.append("OIDC variables are set but need the alibabacloud-credentials package")
     # Our own readers also run after an SDK failure: they say precisely what is wrong with
     # a file ("not found", "no profile named ..."), where the SDK's messages are vaguer.
     own: dict[str, list[str]] = {}
@@ -348,12 +362,14 @@ def resolve_credentials(
         found = reader(env, home, own.setdefault(str(path), []))
         if found is not None:
             return StaticCredentialsProvider(found, str(path))
-    for source, own_notes in own.items():
-        sdk_failure = failures.pop(source, None)
-        vague = any("needs the alibabacloud-credentials" in n for n in own_notes)
-        notes += [sdk_failure] if sdk_failure and (vague or not own_notes) else own_notes
-    notes = list(dict.fromkeys([*notes, *failures.values()]))  # the two paths can agree
+    for source in (OIDC_SOURCE, *own, ECS_SOURCE, ENV_URI):
+        own_notes = own.get(source, [])
+        # With the SDK installed, "needs the package" is wrong: the SDK's own reason is better.
+        if own_notes and not (use_sdk and source in sdk_notes and "needs the" in own_notes[0]):
+            report += own_notes
+        elif source in sdk_notes:
+            report.append(sdk_notes[source])
     raise CredentialsError(
-        "no Alibaba Cloud credentials found; looked at:\n" + "\n".join(f"  - {n}" for n in notes),
+        "no Alibaba Cloud credentials found; looked at:\n" + "\n".join(f"  - {n}" for n in report),
         hint=_HINT,
     )

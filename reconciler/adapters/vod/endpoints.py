@@ -126,28 +126,31 @@ def is_loopback(host: str) -> bool:
 
 
 def parse_endpoint(value: str) -> Endpoint:
-    """An explicit endpoint: ``https://host[:port]``, a bare host, or ``http://`` to loopback."""
+    """An explicit endpoint: ``https://host[:port]``, a bare host, or ``http://`` to loopback.
+
+    Error messages never echo the value itself: it might carry a key pasted by mistake.
+    """
     text = value.strip()
+    if "@" in text:
+        raise ConfigError(
+            "invalid endpoint: credentials in the URL are not allowed",
+            hint="use ALIBABA_CLOUD_ACCESS_KEY_ID / _SECRET",
+        )
     if "://" not in text:
         text = f"https://{text}"  # the SDK's Config.endpoint is a bare host name
     try:
         parts = urlsplit(text)
         port = parts.port
-    except ValueError as exc:
-        raise ConfigError(f"invalid endpoint {value!r}: {exc}") from None
+    except ValueError:
+        raise ConfigError("invalid endpoint: the host or port cannot be parsed") from None
     scheme, host = parts.scheme.lower(), parts.hostname or ""
     if scheme not in ("http", "https"):
-        raise ConfigError(f"invalid endpoint {value!r}: scheme must be https (or http to loopback)")
+        raise ConfigError("invalid endpoint: the scheme must be https (or http to loopback)")
     if not host or (not _HOST_RE.match(host) and not _is_ip(host)):
-        raise ConfigError(f"invalid endpoint {value!r}: no valid host")
-    if parts.username is not None or parts.password is not None:
-        raise ConfigError(
-            "invalid endpoint: credentials in the URL are not allowed",
-            hint="use ALIBABA_CLOUD_ACCESS_KEY_ID / _SECRET",
-        )
+        raise ConfigError("invalid endpoint: no valid host name")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise ConfigError(
-            f"invalid endpoint {value!r}: VOD is served at '/', give no path or query"
+            f"invalid endpoint for {host}: VOD is served at '/', give no path or query"
         )
     if scheme == "http" and not is_loopback(host):
         raise ConfigError(
@@ -167,7 +170,7 @@ def _is_ip(host: str) -> bool:
 
 
 def resolve_endpoint(
-    endpoint: str | None = None, region: str | None = None, *, network: str | None = None
+    region: str | None = None, endpoint: str | None = None, *, network: str | None = None
 ) -> Endpoint:
     """An explicit endpoint wins; otherwise the region's host (default cn-shanghai) over https."""
     if endpoint:

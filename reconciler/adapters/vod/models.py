@@ -8,11 +8,15 @@ project Timeline arrives as a JSON string).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from reconciler.adapters.vod.auth import scrub
+from reconciler.adapters.vod.ratelimit import is_retryable
+from reconciler.errors import VodApiError, VodError, VodTransportError
 
 PROJECT_STATUSES = ("Normal", "Producing", "Produced", "ProduceFailed")
 
@@ -160,6 +164,7 @@ class Project(_Wire):
     storage_location: str | None = Field(default=None, alias="StorageLocation")
     duration: float | None = Field(default=None, alias="Duration")
     timeline: dict[str, Any] | None = Field(default=None, alias="Timeline")
+    request_id: str | None = Field(default=None, alias="RequestId")  # of the call that said so
 
     @field_validator("duration", mode="before")
     @classmethod
@@ -192,6 +197,10 @@ class ProjectEnvelope(_Wire):
 
     request_id: str | None = Field(default=None, alias="RequestId")
     project: Project = Field(alias="Project")
+
+    def stamped(self) -> Project:
+        """The project, carrying the RequestId of the answer."""
+        return self.project.model_copy(update={"request_id": self.request_id})
 
 
 class SearchPage(_Wire):
@@ -229,3 +238,92 @@ class ApiErrorBody(_Wire):
     request_id: str | None = Field(default=None, alias="RequestId")
     host_id: str | None = Field(default=None, alias="HostId")
     recommend: str | None = Field(default=None, alias="Recommend")
+
+
+# --------------------------------------------------------------------------- what an answer means
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+CHECK_FIRST = (
+    "it may have taken effect: check with GetEditingProject / SearchEditingProject "
+    "before sending it again"
+)
+HINTS = {
+    "signaturedoesnotmatch": "check the AccessKey secret",
+    "invalidaccesskeyid.notfound": "check the AccessKey ID and the endpoint's region",
+    "invalidtimestamp.expired": "the system clock is off; sync it (NTP) and retry",
+    "forbidden.ram": "the RAM user lacks a vod:<Action> permission",
+}
+
+
+def answer_error(
+    action: str, status: int, body: object, headers: Mapping[str, str], secrets: Iterable[str]
+) -> VodError | None:
+    """None for a success; otherwise the error the answer amounts to, flagged retryable
+    and/or ambiguous (the request may have been processed)."""
+    if 200 <= status < 300:
+        if isinstance(body, dict):
+            return None
+        return VodTransportError(
+            f"HTTP {status} with a body that is not a JSON object",
+            action=action,
+            code="InvalidResponse",
+            http_status=status,
+            retryable=True,
+            ambiguous=True,
+        )
+    try:
+        doc = ApiErrorBody.model_validate(body) if isinstance(body, dict) else None
+    except ValidationError:
+        doc = None
+    if doc is None:
+        # Not VOD's error document: a gateway or proxy answered, and after a 5xx from one
+        # of them nobody can tell whether VOD processed the request.
+        content_type = headers.get("content-type", "?").split(";")[0]
+        return VodApiError(
+            f"HTTP {status} without a VOD error document ({content_type})",
+            action=action,
+            code=f"HTTP{status}",
+            http_status=status,
+            retryable=is_retryable("", status),
+            ambiguous=status >= 500,
+        )
+    # VOD's own error document, even with a 5xx, means VOD refused the request.
+    return VodApiError(
+        scrub(doc.message, secrets) or "(no message)",
+        action=action,
+        code=doc.code,
+        request_id=doc.request_id or headers.get("x-acs-request-id"),
+        http_status=status,
+        retryable=is_retryable(doc.code, status),
+        hint=HINTS.get(doc.code.lower()),
+    )
+
+
+def ambiguous_error(request: VodRequest, error: VodError) -> VodTransportError:
+    """What a non-idempotent call raises when it may or may not have acted."""
+    return VodTransportError(
+        f"{error.message}; the request was sent but no usable answer came back, so {CHECK_FIRST}",
+        action=request.action,
+        code=error.code,
+        request_id=error.request_id,
+        http_status=error.http_status,
+        ambiguous=True,
+        hint="do not resend blindly: a repeat may act twice",
+    )
+
+
+def parse_answer(model: type[ModelT], body: dict[str, Any], request: VodRequest) -> ModelT:
+    """Validate a success body; a shape we cannot read is an error (ambiguous if the call
+    created or rendered something)."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        problem = f"{exc.error_count()} field(s) invalid, first: {exc.errors()[0]['loc']}"
+    suffix = "" if request.idempotent else f"; the call succeeded, {CHECK_FIRST}"
+    raise VodTransportError(  # outside `except`: the pydantic error quotes the body
+        f"unexpected response shape ({problem}){suffix}",
+        action=request.action,
+        code="InvalidResponse",
+        request_id=body.get("RequestId"),
+        ambiguous=not request.idempotent,
+    )

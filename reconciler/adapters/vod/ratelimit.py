@@ -1,4 +1,5 @@
-"""Pacing for VOD calls: an adaptive token bucket, the retry backoff policy, and call stats.
+"""Pacing and retry decisions for VOD calls: an adaptive token bucket, the backoff policy,
+which failures are worth another attempt, and call stats.
 
 Everything takes its clock, sleep and randomness as arguments so tests run instantly and
 deterministically; everything shared between worker threads is guarded by a lock.
@@ -11,6 +12,10 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+
+import httpx
+
+from reconciler.errors import VodTransportError
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
@@ -213,4 +218,32 @@ def is_retryable(code: str, http_status: int | None = None) -> bool:
         is_throttling(code, http_status)
         or code.lower() in _RETRYABLE_CODES
         or http_status in RETRYABLE_STATUSES
+    )
+
+
+def transport_error(action: str, exc: httpx.TransportError, detail: str) -> VodTransportError:
+    """A failure to get any answer, classified by whether the request can have reached VOD.
+
+    ``detail`` is the already-scrubbed text of ``exc``; the exception itself is never chained
+    (its request carries the signed URL and the Authorization header).
+    """
+    kind = type(exc).__name__
+    detail = detail or kind
+    if isinstance(exc, httpx.ConnectError) and "CERTIFICATE_VERIFY_FAILED" in detail:
+        return VodTransportError(
+            f"TLS certificate rejected: {detail}",
+            action=action,
+            code=kind,
+            hint="check the endpoint",
+        )
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+        # Nothing reached VOD: safe to send again, even AddEditingProject or a production.
+        return VodTransportError(
+            f"could not connect ({kind}: {detail})", action=action, code=kind, retryable=True
+        )
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.LocalProtocolError | httpx.ProxyError):
+        return VodTransportError(f"request not sent ({kind}: {detail})", action=action, code=kind)
+    # Read/write timeout, reset or dropped connection: the request may have been processed.
+    return VodTransportError(
+        f"no answer ({kind}: {detail})", action=action, code=kind, retryable=True, ambiguous=True
     )

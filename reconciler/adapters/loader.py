@@ -1,0 +1,392 @@
+"""Finds manifest files, loads every document and reports every problem as ``path:line:col``.
+
+Decisions (product.md §2 leaves them open):
+
+- Discovery: ``*.yaml``/``*.yml`` under the root, recursively, sorted; names starting with "."
+  are skipped; directory symlinks are followed, a link back to an ancestor is reported as a
+  loop and not followed. Files given explicitly (``paths``) are read whatever their name.
+- A file with no document at all (empty, or only comments / ``---``) is an error ("no
+  manifest"); empty documents inside a file with manifests are ignored.
+- A file-level problem (too big, binary, not UTF-8, merge-conflict markers, YAML syntax) makes
+  none of that file's manifests usable, even documents before the syntax error.
+- ``timelineFile`` is relative to the manifest, must stay inside the repository (the nearest
+  ancestor of the manifests root holding ``.git``, else the root itself; after symlinks are
+  resolved) and is read as JSON (strict: no NaN, no duplicate keys) or YAML by its extension.
+  A YAML timeline file that a manifest references is not itself loaded as a manifest.
+- Only fully valid manifests are returned; a name used twice is an error at every use (also
+  among invalid documents, so one run shows everything). YAML details: see ``yamlpos``.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.nodes import Node, ScalarNode
+
+from reconciler.adapters.yamlpos import (
+    NULL,
+    NodeProblem,
+    SourceError,
+    compose,
+    compose_all,
+    decode_source,
+    find_loc,
+    locate,
+    position,
+    to_data,
+    yaml_error,
+)
+from reconciler.core.models import (
+    KIND,
+    Manifest,
+    Problem,
+    check_document,
+    check_timeline,
+    format_loc,
+)
+from reconciler.errors import ManifestIssue
+
+__all__ = ["MAX_FILE_BYTES", "LoadResult", "Manifest", "load_manifests"]
+
+MAX_FILE_BYTES = 5 * 1024 * 1024
+_SUFFIXES = (".yaml", ".yml")
+_TIMELINE_AT = ("spec", "timeline")
+_START = (1, 1)  # for problems with a whole file or directory
+
+Pos = tuple[int, int]
+
+
+@dataclass
+class LoadResult:
+    manifests: list[Manifest]  # the valid ones, in file order
+    issues: list[ManifestIssue]  # sorted; empty when the whole set is valid
+    files: list[Path] = field(default_factory=list)  # every manifest file looked at
+
+    @property
+    def valid(self) -> bool:
+        return not self.issues
+
+
+class _Context:
+    def __init__(self, root: str) -> None:
+        cwd = os.getcwd()
+        self.prefix = cwd if cwd.endswith(os.sep) else cwd + os.sep
+        self.issues: list[ManifestIssue] = []
+        self.timelines: set[str] = set()  # real paths of the timeline files referenced
+        base = root if os.path.isdir(root) else os.path.dirname(root)
+        self.repo = os.path.realpath(_git_top(base) or base)
+
+    def display(self, path: str) -> str:
+        full = os.path.abspath(path)
+        return full[len(self.prefix) :] if full.startswith(self.prefix) else full
+
+    def report(self, path: str, at: Pos, message: str, ref: str = "-", loc: str = "-") -> None:
+        self.issues.append(ManifestIssue(self.display(path), *at, ref, loc, message))
+
+    def source(self, path: str, err: SourceError, ref: str = "-", loc: str = "-") -> None:
+        self.report(path, (err.line, err.col), err.message, ref, loc)
+
+    def repo_for(self, manifest: str) -> str:
+        real = os.path.realpath(os.path.dirname(os.path.abspath(manifest)))
+        if real == self.repo or real.startswith(self.repo + os.sep):
+            return self.repo
+        return _git_top(real) or real  # a file given outside the manifests' repository
+
+
+def _git_top(start: str) -> str | None:
+    directory = os.path.abspath(start)
+    while not os.path.exists(os.path.join(directory, ".git")):
+        if os.path.dirname(directory) == directory:
+            return None
+        directory = os.path.dirname(directory)
+    return directory
+
+
+def _walk(top: str, ancestors: dict[tuple[int, int], str], out: list[str], ctx: _Context) -> None:
+    try:
+        with os.scandir(top) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError as exc:
+        return ctx.report(top, _START, f"cannot read directory: {exc.strerror}")
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        try:
+            st = entry.stat() if entry.is_dir() else None
+        except OSError:  # a symlink loop or a vanished entry: reading it reports why
+            st = None
+        if st is not None:
+            key = (st.st_dev, st.st_ino)
+            if key in ancestors:
+                back = ctx.display(ancestors[key])
+                ctx.report(entry.path, _START, f"symlink loop back to {back!r}: remove the link")
+                continue
+            ancestors[key] = entry.path
+            _walk(entry.path, ancestors, out, ctx)
+            del ancestors[key]
+        elif entry.name.lower().endswith(_SUFFIXES) and not entry.is_dir(follow_symlinks=False):
+            out.append(entry.path)
+    return None
+
+
+def _discover(root: str, paths: Sequence[Path] | None, ctx: _Context) -> list[str]:
+    files: list[str] = []
+    for target in [root] if paths is None else [os.fspath(p) for p in paths]:
+        if os.path.isdir(target):
+            found: list[str] = []
+            st = os.stat(target)
+            _walk(target, {(st.st_dev, st.st_ino): target}, found, ctx)
+            files += sorted(found)
+        elif os.path.lexists(target):
+            files.append(target)
+        elif paths is None:
+            ctx.report(
+                target, _START, "manifests directory not found: create it or pass --manifests DIR"
+            )
+        else:
+            ctx.report(target, _START, "no such file or directory")
+    unique: dict[str, str] = {}
+    for f in files:
+        unique.setdefault(os.path.abspath(f), f)
+    return list(unique.values())
+
+
+def _read(path: str) -> str | SourceError:
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return SourceError(1, 1, "symlink loop: the link never reaches a file: fix it")
+        if not os.path.exists(path):
+            return SourceError(1, 1, "cannot read: file not found (a broken symlink?)")
+        return SourceError(1, 1, f"cannot read file: {exc.strerror}")
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return SourceError(1, 1, "not a regular file: remove it from the manifests")
+        raw = fh.read(MAX_FILE_BYTES + 1) if st.st_size <= MAX_FILE_BYTES else b""
+    if st.st_size > MAX_FILE_BYTES or len(raw) > MAX_FILE_BYTES:
+        mib = max(st.st_size, len(raw)) / 1024 / 1024
+        return SourceError(
+            1,
+            1,
+            f"file is {mib:.1f} MiB, over the 5 MiB limit for manifest "
+            "files: split it or move it out of the manifests directory",
+        )
+    return decode_source(raw)
+
+
+@dataclass
+class _Doc:
+    """A document with a string name (collisions are checked even among invalid ones)."""
+
+    name: str
+    at: str  # "path:line:col" of the name
+    ref: str
+    manifest: Manifest | None  # None when the document is invalid
+
+
+def _report_all(
+    path: str,
+    root: Node | None,
+    found: list[Problem] | list[NodeProblem],
+    ref: str,
+    ctx: _Context,
+    inside: tuple[str, ...] = (),
+    taken: frozenset[Pos] = frozenset(),
+) -> frozenset[Pos]:
+    """Report model problems (located via ``loc``) or converter problems (they carry a node).
+
+    Returns the value positions converter problems took, so a model problem about the same
+    value (a NaN that is also "not finite") is not reported twice.
+    """
+    used: set[Pos] = set()
+    for p in found:
+        if isinstance(p, NodeProblem):
+            at = position(p.node)
+            loc = format_loc((*inside, *find_loc(root, p.node))) if root else "-"
+            used.update(() if p.on_key else (at,))
+        else:
+            at = position(locate(root, p.loc[len(inside) :], p.on_key)) if root else _START
+            loc = format_loc(p.loc)
+            if not p.on_key and at in taken:
+                continue
+        ctx.report(path, at, p.message, ref, loc)
+    return frozenset(used)
+
+
+def _json_timeline(text: str, path: str, ref: str, ctx: _Context) -> tuple[Any, Node | None]:
+    dup: list[bool] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out = dict(items)
+        dup.extend([True] if len(out) != len(items) else [])
+        return out
+
+    def constant(name: str) -> Any:
+        raise ValueError(name)
+
+    try:
+        data = json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
+    except json.JSONDecodeError as exc:
+        msg = f"timeline file is not valid JSON: {exc.msg}"
+        ctx.report(path, (exc.lineno, exc.colno), msg, ref, "spec.timeline")
+        return None, None
+    except ValueError as exc:
+        at = text.find(str(exc))
+        pos = (text.count("\n", 0, at) + 1, at - text.rfind("\n", 0, at))
+        ctx.report(path, pos, f"{exc} is not a JSON number: use a number", ref, "spec.timeline")
+        return None, None
+    try:  # positions come from the YAML view of the same text (JSON is YAML)
+        node = compose(text)
+    except yaml.YAMLError:
+        node = None
+    if dup and node is not None:
+        _report_all(path, node, to_data(node)[1], ref, ctx, inside=_TIMELINE_AT)
+    return data, node
+
+
+def _timeline(
+    spec_file: str, manifest: str, at: Pos, ref: str, ctx: _Context
+) -> tuple[Any, str | None]:
+    target = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(manifest)), spec_file))
+    repo, real = ctx.repo_for(manifest), os.path.realpath(target)
+    if real != repo and not real.startswith(repo + os.sep):
+        msg = f"timelineFile {spec_file!r} points outside the repository: keep it inside"
+        ctx.report(manifest, at, msg, ref, "spec.timelineFile")
+        return None, None
+    shown = ctx.display(target)
+    ctx.timelines.add(real)
+    if not os.path.isfile(target):
+        what = "is not a file" if os.path.exists(target) else "not found"
+        msg = (
+            f"timelineFile {spec_file!r} {what} (looked for {shown}): the path is relative "
+            "to this manifest"
+        )
+        ctx.report(manifest, at, msg, ref, "spec.timelineFile")
+        return None, shown
+    text = _read(target)
+    if isinstance(text, SourceError):
+        ctx.source(target, text, ref, "spec.timeline")
+        return None, shown
+    before = len(ctx.issues)
+    if spec_file.lower().endswith(".json"):
+        data, node = _json_timeline(text, target, ref, ctx)
+    else:
+        try:
+            node = compose(text)
+        except yaml.YAMLError as exc:
+            ctx.source(target, yaml_error(exc, text), ref, "spec.timeline")
+            return None, shown
+        if node is None:
+            msg = "timeline file is empty: write the Timeline in it"
+            ctx.report(target, _START, msg, ref, "spec.timeline")
+            return None, shown
+        data, converted = to_data(node)
+        _report_all(target, node, converted, ref, ctx, inside=_TIMELINE_AT)
+    if len(ctx.issues) > before:
+        return None, shown
+    problems = check_timeline(data)
+    _report_all(target, node, problems, ref, ctx, inside=_TIMELINE_AT)
+    return (None if problems else data), shown
+
+
+def _document(node: Node, path: str, ctx: _Context) -> _Doc | None:
+    data, converted = to_data(node)
+    problems = check_document(data) if data is not None else []
+    meta = data.get("metadata") if isinstance(data, dict) else None
+    name = meta.get("name") if isinstance(meta, dict) else None
+    ref = f"{KIND}/{name}" if isinstance(name, str) and name else "-"
+    before = len(ctx.issues)
+    taken = _report_all(path, node, converted, ref, ctx)
+    _report_all(path, node, problems, ref, ctx, taken=taken)
+    spec = data.get("spec") if isinstance(data, dict) else None
+    deps: tuple[str, ...] = ()
+    if (
+        isinstance(spec, dict)
+        and "timeline" not in spec
+        and isinstance(spec_file := spec.get("timelineFile"), str)
+        and not any(p.loc[:2] == ("spec", "timelineFile") for p in problems)
+    ):
+        at = position(locate(node, ("spec", "timelineFile")))
+        timeline, shown = _timeline(spec_file, path, at, ref, ctx)
+        deps = (shown,) if shown else ()
+        spec = {k: v for k, v in spec.items() if k != "timelineFile"} | {"timeline": timeline}
+    if not isinstance(name, str) or not isinstance(meta, dict):
+        return None
+    shown, (line, col) = ctx.display(path), position(locate(node, ("metadata", "name")))
+    manifest = None
+    if len(ctx.issues) == before and isinstance(spec, dict):
+        manifest = Manifest(
+            name=name,
+            labels=dict(meta.get("labels") or {}),
+            annotations=dict(meta.get("annotations") or {}),
+            spec=spec,
+            path=shown,
+            line=position(node)[0],
+            deps=deps,
+        )
+    return _Doc(name, f"{shown}:{line}:{col}", ref, manifest)
+
+
+def _file(path: str, ctx: _Context) -> list[_Doc]:
+    text = _read(path)
+    if isinstance(text, SourceError):
+        ctx.source(path, text)
+        return []
+    docs: list[_Doc | None] = []
+    try:
+        for node in compose_all(text):
+            if not (isinstance(node, ScalarNode) and node.tag == NULL):  # empty document
+                docs.append(_document(node, path, ctx))
+    except yaml.YAMLError as exc:
+        ctx.source(path, yaml_error(exc, text))
+        return []
+    if not docs:
+        msg = "file has no manifest (it is empty or only comments): write one or delete the file"
+        ctx.report(path, _START, msg)
+    return [d for d in docs if d is not None]
+
+
+def _collisions(docs: list[_Doc], ctx: _Context) -> list[Manifest]:
+    by_name: dict[str, list[_Doc]] = {}
+    for doc in docs:
+        by_name.setdefault(doc.name, []).append(doc)
+    for name, same in by_name.items():
+        for doc in same if len(same) > 1 else ():
+            others = ", ".join(o.at for o in same if o is not doc)
+            msg = f"name {name!r} is also used at {others}: names must be unique; rename one"
+            path, line, col = doc.at.rsplit(":", 2)
+            ctx.issues.append(
+                ManifestIssue(path, int(line), int(col), doc.ref, "metadata.name", msg)
+            )
+    return [d.manifest for d in docs if d.manifest and len(by_name[d.name]) == 1]
+
+
+def load_manifests(root: Path, paths: Sequence[Path] | None = None) -> LoadResult:
+    """Load every manifest under ``root`` (or only ``paths``); report every problem at once."""
+    ctx = _Context(os.fspath(root))
+    files = _discover(os.fspath(root), paths, ctx)
+    loaded, found_before = [], len(ctx.issues)
+    for path in files:
+        start = len(ctx.issues)
+        loaded.append((path, _file(path, ctx), start, len(ctx.issues)))
+    if ctx.timelines:  # a YAML timeline file among the manifests is not itself a manifest
+        names = {os.path.basename(t) for t in ctx.timelines}
+        loaded = [
+            f
+            for f in loaded
+            if os.path.basename(f[0]) not in names or os.path.realpath(f[0]) not in ctx.timelines
+        ]
+        own = [i for f in loaded for i in ctx.issues[f[2] : f[3]]]
+        ctx.issues = ctx.issues[:found_before] + own
+    manifests = _collisions([doc for f in loaded for doc in f[1]], ctx)
+    return LoadResult(manifests, sorted(ctx.issues), [Path(f[0]) for f in loaded])

@@ -1,0 +1,341 @@
+"""YAML source -> plain JSON data, keeping the node graph so every error can name line:col.
+
+We compose (libyaml's C parser when present) instead of ``yaml.safe_load`` and build the data
+ourselves: the node graph carries ``start_mark`` positions, which are looked up lazily, only for
+the values an error is about (cfn-lint ``decode/``, dvc ``utils/strictyaml.py``). YAML semantics
+are SafeLoader's (YAML 1.1) with these deliberate differences, because the result must be JSON:
+
+- a timestamp (``2024-05-01``) stays the string written, not a ``date``;
+- a mapping key is the key's text (``on:`` is the key "on", ``1:`` the key "1"); complex keys,
+  duplicate keys, ``!!binary``, NaN/infinity and unknown tags are reported;
+- ``<<`` merge keys work as in PyYAML; aliases are expanded (with a size budget).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+try:
+    from yaml import CSafeLoader as _Loader
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+
+_T = "tag:yaml.org,2002:"
+STR, INT, FLOAT, BOOL, NULL = _T + "str", _T + "int", _T + "float", _T + "bool", _T + "null"
+TIMESTAMP, MERGE, VALUE = _T + "timestamp", _T + "merge", _T + "value"
+MAP, SEQ = _T + "map", _T + "seq"
+_AS_TEXT = frozenset((STR, TIMESTAMP, MERGE, VALUE))
+MAX_VALUES = 2_000_000  # per document, after alias expansion ("billion laughs" guard)
+
+_CONSTRUCTOR = yaml.SafeLoader.yaml_constructors  # tag -> unbound SafeConstructor method
+_SAFE = yaml.constructor.SafeConstructor()
+_CONFLICT = re.compile(r"^(?:<{7}|>{7})(?: |$)|^={7}\s*$", re.MULTILINE)
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceError:
+    """A problem with a file as a whole (or its YAML syntax), at a 1-based line and column."""
+
+    line: int
+    col: int
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class NodeProblem:
+    """A value that has no JSON meaning; ``node`` is where it is."""
+
+    node: Node
+    message: str
+    on_key: bool = False
+
+
+def decode_source(raw: bytes) -> str | SourceError:
+    """Bytes -> text, or why this is not a manifest file we can read."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return SourceError(1, 1, "file is not UTF-8 text (it looks like UTF-16): save it as UTF-8")
+    if b"\0" in raw:
+        return SourceError(
+            1,
+            1,
+            "binary file (contains NUL bytes), not a YAML manifest: "
+            "move it out of the manifests directory",
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        col = len(raw[raw.rfind(b"\n", 0, exc.start) + 1 : exc.start].decode("utf-8", "replace"))
+        return SourceError(
+            line,
+            col + 1,
+            f"file is not UTF-8 text (byte 0x{raw[exc.start]:02x} "
+            f"at line {line}): save it as UTF-8",
+        )
+    text = text.removeprefix("\ufeff")
+    marker = _CONFLICT.search(text)
+    if marker:
+        line = text.count("\n", 0, marker.start()) + 1
+        return SourceError(
+            line,
+            1,
+            f"unresolved merge conflict (marker {marker.group()[:7]!r}): "
+            "resolve the conflict and remove the markers",
+        )
+    return text
+
+
+def yaml_error(exc: yaml.YAMLError, text: str) -> SourceError:
+    """A PyYAML error as a positioned, readable message."""
+    if isinstance(exc, yaml.reader.ReaderError) and isinstance(exc.character, int):
+        at = max(text.find(chr(exc.character)), 0)  # the reader stops at the first one
+        line, col = text.count("\n", 0, at) + 1, at - text.rfind("\n", 0, at)
+        return SourceError(
+            line,
+            col,
+            f"character U+{exc.character:04X} is not allowed in YAML ({exc.reason}): remove it",
+        )
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).split("\n")[0]
+    context, cmark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context == "while scanning a simple key" and cmark is not None and mark is not None:
+        # libyaml notices the missing ':' a line later; the key it was scanning is the culprit
+        mark, cmark, context = cmark, mark, "noticed"
+    line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+    lines = text.split("\n")
+    here = lines[line - 1][col - 1 : col] if line <= len(lines) else ""
+    if here == "\t" or "tab character" in problem:
+        return SourceError(
+            line,
+            col,
+            "tab character in indentation: YAML indents with spaces "
+            "only; replace the tab with spaces",
+        )
+    if context and problem.startswith("but "):  # the composer's "expected one, but found two"
+        problem = f"{context}, {problem}"
+    elif context and cmark is not None and cmark is not mark:
+        problem += f" ({context} at {cmark.line + 1}:{cmark.column + 1})"
+    return SourceError(line, col, f"invalid YAML: {problem}")
+
+
+_TAGS: dict[str, str] = {}  # plain scalar text -> resolved tag (a pure function of the text)
+
+
+class _FastLoader(_Loader):
+    """The safe loader minus per-node Python overhead we do not use (path resolvers)."""
+
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        return None
+
+    def ascend_resolver(self) -> None:
+        return None
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
+        if kind is ScalarNode and implicit[0]:
+            tag = _TAGS.get(value)
+            if tag is None:
+                tag = super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
+                if len(value) < 64 and len(_TAGS) < 50_000:
+                    _TAGS[value] = tag
+            return tag
+        return super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call,no-any-return]
+
+
+def compose_all(text: str) -> Iterator[Node]:
+    """Every document's node graph (empty documents included as null scalars)."""
+    return yaml.compose_all(text, Loader=_FastLoader)
+
+
+def compose(text: str) -> Node | None:
+    """The single document of ``text``; ``None`` when it is empty."""
+    return yaml.compose(text, Loader=_FastLoader)
+
+
+def position(node: Node) -> tuple[int, int]:
+    mark = node.start_mark
+    return mark.line + 1, mark.column + 1
+
+
+class _Converter:
+    __slots__ = ("budget", "problems", "seen")
+
+    def __init__(self) -> None:
+        self.problems: list[NodeProblem] = []
+        self.seen: set[tuple[int, str]] = set()
+        self.budget = MAX_VALUES
+
+    def problem(self, node: Node, message: str, on_key: bool = False) -> None:
+        if (id(node), message) not in self.seen:  # an alias repeats its anchor's problems
+            self.seen.add((id(node), message))
+            self.problems.append(NodeProblem(node, message, on_key))
+
+    def value(self, node: Node) -> Any:
+        self.budget -= 1
+        if self.budget < 0:
+            raise _TooBig
+        cls, tag = node.__class__, node.tag
+        if cls is MappingNode:
+            if tag != MAP:
+                self.unsupported(node)
+            return self.mapping(node)  # type: ignore[arg-type]
+        if cls is SequenceNode:
+            if tag != SEQ:
+                self.unsupported(node)
+            return [self.value(child) for child in node.value]
+        text = node.value
+        if tag in _AS_TEXT:
+            return text
+        if tag == INT and text.isdigit() and (text[0] != "0" or len(text) == 1):
+            return int(text)
+        if tag == NULL:
+            return None
+        try:
+            if tag == INT:
+                return _CONSTRUCTOR[INT](_SAFE, node)
+            if tag == BOOL:
+                return _SAFE.bool_values[text.lower()]
+            if tag == FLOAT:
+                number: float = _CONSTRUCTOR[FLOAT](_SAFE, node)
+                if number - number != 0:  # inf or nan
+                    self.problem(node, f"{text!r} is not a finite number; JSON (and VOD) has none")
+                return number
+        except (ValueError, KeyError):  # an explicit tag on text that is not of that type
+            self.problem(node, f"{text!r} is not a valid {tag.replace(_T, '!!')}: fix or untag it")
+            return text
+        self.unsupported(node)
+        return text
+
+    def unsupported(self, node: Node) -> None:
+        shown = node.tag.replace(_T, "!!")
+        self.problem(
+            node,
+            f"YAML tag {shown!r} is not supported here: manifests hold plain JSON-like data; "
+            "remove the tag",
+        )
+
+    def mapping(self, node: MappingNode) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        merges: list[Node] = []
+        for key_node, value_node in node.value:
+            if key_node.__class__ is not ScalarNode:
+                self.problem(
+                    key_node,
+                    "a mapping key must be a plain string, not a "
+                    f"{key_node.id}: quote it or restructure",
+                    True,
+                )
+                continue
+            if key_node.tag == MERGE:
+                merges.append(value_node)
+                continue
+            key = key_node.value
+            if key in out:
+                first = next(k for k, _ in node.value if k.value == key)
+                line, col = position(first)
+                self.problem(
+                    key_node,
+                    f"duplicate key {key!r} (first at {line}:{col}): delete one of them",
+                    True,
+                )
+            out[key] = self.value(value_node)
+        if merges:
+            merged: dict[str, Any] = {}
+            for source in _merge_sources(merges):
+                if source.__class__ is not MappingNode:
+                    self.problem(source, "'<<' merges mappings only: point it at a mapping")
+                    continue
+                for key, value in self.mapping(source).items():
+                    merged.setdefault(key, value)
+            out = {**{k: v for k, v in merged.items() if k not in out}, **out}
+        return out
+
+
+class _TooBig(Exception):
+    pass
+
+
+def _merge_sources(merges: list[Node]) -> Iterator[Node]:
+    for merge in merges:
+        if merge.__class__ is SequenceNode:
+            yield from merge.value
+        else:
+            yield merge
+
+
+def to_data(node: Node) -> tuple[Any, list[NodeProblem]]:
+    """The JSON data of a document and every value in it that has no JSON meaning."""
+    converter = _Converter()
+    try:
+        data = converter.value(node)
+    except _TooBig:
+        return None, [
+            NodeProblem(
+                node,
+                f"document expands to more than {MAX_VALUES} values (YAML aliases?): simplify it",
+            )
+        ]
+    except RecursionError:
+        return None, [
+            NodeProblem(node, "document is nested too deeply or has a recursive alias: simplify it")
+        ]
+    return data, converter.problems
+
+
+def _find_pair(node: MappingNode, key: str) -> tuple[Node, Node] | None:
+    for key_node, value_node in reversed(node.value):  # the last duplicate is the one kept
+        if key_node.__class__ is ScalarNode and key_node.tag != MERGE and key_node.value == key:
+            return key_node, value_node
+    merges = [v for k, v in node.value if k.__class__ is ScalarNode and k.tag == MERGE]
+    for source in _merge_sources(merges):
+        if isinstance(source, MappingNode) and (found := _find_pair(source, key)):
+            return found
+    return None
+
+
+def locate(root: Node, loc: Sequence[str | int], on_key: bool = False) -> Node:
+    """The node ``loc`` names, or the nearest ancestor that exists (for a missing field)."""
+    node = root
+    for i, part in enumerate(loc):
+        if isinstance(node, MappingNode) and isinstance(part, str):
+            pair = _find_pair(node, part)
+            if pair is None:
+                return node
+            if on_key and i == len(loc) - 1:
+                return pair[0]
+            node = pair[1]
+        elif isinstance(node, SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            return node
+    return node
+
+
+def find_loc(root: Node, target: Node) -> Loc:
+    """The data path of ``target`` (a value or key node) inside ``root``; ``()`` if not found."""
+    stack: list[tuple[Node, Loc]] = [(root, ())]
+    visited: set[int] = set()
+    while stack:
+        node, loc = stack.pop()
+        if node is target:
+            return loc
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        if isinstance(node, MappingNode):
+            for key_node, value_node in node.value:
+                scalar = isinstance(key_node, ScalarNode)
+                key = key_node.value if scalar else "?"
+                if key_node is target:
+                    return (*loc, key) if scalar else loc
+                stack.append((value_node, (*loc, key)))
+        elif isinstance(node, SequenceNode):
+            stack.extend((child, (*loc, i)) for i, child in enumerate(node.value))
+    return ()

@@ -947,3 +947,14 @@ def test_client_and_auth_reprs_hide_secrets() -> None:
     client = make_client(Script(ok()), credentials=REDACT)
     for text in (repr(client), str(client), repr(make_auth("v2", REDACT, "GetEditingProject"))):
         assert "RedactMe" not in text
+
+
+def test_search_times_accept_aware_datetimes_only() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    script = Script(ok({"Total": 0}))
+    tz = timezone(timedelta(hours=8))
+    make_client(script).search_editing_projects(start_time=datetime(2024, 1, 1, 8, tzinfo=tz))
+    assert dict(script.requests[0].url.params)["StartTime"] == "2024-01-01T00:00:00Z"
+    with pytest.raises(ValueError):
+        make_client(script).search_editing_projects(end_time=datetime(2024, 1, 1))

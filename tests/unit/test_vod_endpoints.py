@@ -27,7 +27,7 @@ def _sdk_host(region: str) -> str:
 def test_default_is_shanghai_over_https() -> None:
     endpoint = resolve_endpoint()
     assert endpoint == Endpoint("https", "vod.cn-shanghai.aliyuncs.com")
-    assert endpoint.base_url == "https://vod.cn-shanghai.aliyuncs.com"
+    assert endpoint.base_url == str(endpoint) == "https://vod.cn-shanghai.aliyuncs.com"
 
 
 def test_our_map_is_the_sdks_map() -> None:

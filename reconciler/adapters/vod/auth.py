@@ -1,4 +1,5 @@
-"""httpx.Auth classes that sign VOD RPC requests with ``signing.py``: v3 (default) and v2.
+"""httpx.Auth classes that sign VOD RPC requests with ``signing.py`` (v3 default, v2), and the
+redaction that keeps signed material out of messages and logs.
 
 Both re-sign on every ``auth_flow`` call with a fresh timestamp and nonce, so a retried
 request never repeats a nonce. The query is written in RFC 3986 form (space as %20, ``*`` as

@@ -103,6 +103,9 @@ class Endpoint:
     def base_url(self) -> str:
         return f"{self.scheme}://{self.netloc}"
 
+    def __str__(self) -> str:
+        return self.base_url
+
 
 def region_host(region: str, *, network: str | None = None) -> str:
     """The VOD host for a region ID, as the official SDK resolves it."""

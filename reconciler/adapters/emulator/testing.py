@@ -1,7 +1,8 @@
-"""A minimal signed RPC client for the emulator's own tests and benchmarks.
+"""Test helpers: a fake clock and a minimal signed RPC client for the emulator.
 
-Not the product's ``VodClient``: it does no retries or parsing, and it lets a test forge any part
-of a request (nonce, timestamp, secret, placement of parameters) to provoke each VOD error.
+``SignedClient`` is not the product's ``VodClient``: it does no retries or parsing, and it lets a
+test forge any part of a request (nonce, timestamp, secret, placement of parameters) to provoke
+each VOD error.
 """
 
 from __future__ import annotations
@@ -15,9 +16,24 @@ from urllib.parse import urlencode
 import httpx
 
 from reconciler.adapters.emulator.models import iso
+from reconciler.adapters.emulator.service import Emulator
+from reconciler.adapters.emulator.transport import EmulatorTransport
 from reconciler.adapters.vod import signing
 
 FORM = "application/x-www-form-urlencoded"
+
+
+class FakeClock:
+    """A settable clock for time-based behaviour (timestamps, production delay, QPS window)."""
+
+    def __init__(self, start: float = 1_767_225_600.0) -> None:  # 2026-01-01T00:00:00Z
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 class SignedClient:
@@ -107,3 +123,25 @@ class SignedClient:
         doc = self.request(action, params).json()
         assert isinstance(doc, dict)
         return doc
+
+
+def in_process_client(
+    emulator: Emulator,
+    *,
+    signature: str = "v3",
+    clock: Callable[[], float] = time.time,
+    access_key_id: str | None = None,
+    access_key_secret: str | None = None,
+    security_token: str | None = None,
+) -> SignedClient:
+    """A ``SignedClient`` wired to ``emulator`` through ``EmulatorTransport`` (demo key default)."""
+    creds = emulator.demo_credentials
+    http = httpx.Client(transport=EmulatorTransport(emulator), base_url="http://vod.emulator.test")
+    return SignedClient(
+        http,
+        access_key_id or creds.access_key_id,
+        creds.access_key_secret if access_key_secret is None else access_key_secret,
+        signature=signature,
+        security_token=security_token,
+        clock=clock,
+    )

@@ -102,13 +102,8 @@ def execute(
     try:
         needs_client = any(c.action not in ("noop", "orphan") for c in the_plan.changes)
         client: Any = client_holder.get() if needs_client else None
-        known = (
-            frozenset(
-                e.get("project_id") for e in store.state.projects.values() if e.get("project_id")
-            )
-            if store.state
-            else frozenset()
-        )
+        projects = store.state.projects.values() if store.state else ()
+        known = frozenset(str(e["project_id"]) for e in projects if e.get("project_id"))
         executor = Executor(
             store,
             client,

@@ -119,7 +119,7 @@ def describe_endpoint(settings: Settings) -> str:
         return f"emulator (embedded; data in {settings.state / 'emulator'})"
     from reconciler.adapters.vod.endpoints import resolve_endpoint
 
-    return resolve_endpoint(settings.region, settings.endpoint)
+    return str(resolve_endpoint(settings.region, settings.endpoint))
 
 
 def print_endpoint(settings: Settings) -> None:

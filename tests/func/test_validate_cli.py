@@ -121,3 +121,14 @@ def test_schema_command(project: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert schema["$defs"]["Spec"]["additionalProperties"] is False
     assert main(["schema", "-o", "reconciler.schema.json"]) == 0
     assert json.loads((project / "reconciler.schema.json").read_text()) == schema
+
+
+def test_committed_schema_is_current(capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/manifest.schema.json (referenced by the examples) matches `reconciler schema`."""
+    from pathlib import Path
+
+    committed = Path(__file__).resolve().parents[2] / "docs" / "manifest.schema.json"
+    assert main(["schema"]) == 0
+    assert capsys.readouterr().out == committed.read_text(encoding="utf-8"), (
+        "regenerate with: reconciler schema > docs/manifest.schema.json"
+    )

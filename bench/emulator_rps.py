@@ -36,8 +36,16 @@ def main() -> int:
     ap.add_argument("--data", help="emulator data directory (default: in memory)")
     args = ap.parse_args()
 
-    cmd = [sys.executable, "-m", "reconciler.cli.emulator_cmd", "serve", "--port", "0",
-           "--access-key", "bench:bench-secret"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "reconciler.cli.emulator_cmd",
+        "serve",
+        "--port",
+        "0",
+        "--access-key",
+        "bench:bench-secret",
+    ]
     if args.data:
         cmd += ["--data", args.data]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -62,7 +70,9 @@ def _wait_for_url(server: subprocess.Popen[str]) -> str:
 def _run(url: str, args: argparse.Namespace) -> int:
     with httpx.Client(base_url=url) as http:
         setup = SignedClient(http, "bench", "bench-secret", signature=args.signature)
-        project_id = str(setup.call("AddEditingProject", Title="bench")["Project"]["ProjectId"])
+        project = setup.call("AddEditingProject", Title="bench")["Project"]
+        assert isinstance(project, dict)
+        project_id = str(project["ProjectId"])
     counts = [0] * args.clients
     errors = [0] * args.clients
     latencies: list[list[float]] = [[] for _ in range(args.clients)]
@@ -97,17 +107,21 @@ def _run(url: str, args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - start
     lat = sorted(x for per in latencies for x in per)
     total = sum(counts)
-    print(json.dumps({
-        "clients": args.clients,
-        "signature": args.signature,
-        "seconds": round(elapsed, 2),
-        "requests": total,
-        "errors": sum(errors),
-        "rps": round(total / elapsed, 1),
-        "p50_ms": round(lat[len(lat) // 2] * 1000, 2) if lat else None,
-        "p99_ms": round(lat[int(len(lat) * 0.99)] * 1000, 2) if lat else None,
-        "cpus": os.cpu_count(),
-    }))
+    print(
+        json.dumps(
+            {
+                "clients": args.clients,
+                "signature": args.signature,
+                "seconds": round(elapsed, 2),
+                "requests": total,
+                "errors": sum(errors),
+                "rps": round(total / elapsed, 1),
+                "p50_ms": round(lat[len(lat) // 2] * 1000, 2) if lat else None,
+                "p99_ms": round(lat[int(len(lat) * 0.99)] * 1000, 2) if lat else None,
+                "cpus": os.cpu_count(),
+            }
+        )
+    )
     return 0 if total and not sum(errors) else 1
 
 

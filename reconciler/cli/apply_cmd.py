@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from typing import Any
 
 from reconciler.adapters.state import StateStore, state_lock
-from reconciler.cli import common
+from reconciler.cli import common, wait_cmd
+from reconciler.cli.drift_cmd import refresh_drift
 from reconciler.cli.main import EXIT_ERROR, EXIT_OK
 from reconciler.core.planner import Plan, PlanOptions, plan
 from reconciler.engine.apply import ApplyResult, Executor, Outcome
@@ -50,6 +52,15 @@ def register(sub: Any) -> None:
         help="apply the valid manifests, report the invalid ones (no pruning)",
     )
     p.add_argument("--output", choices=("text", "json"), default="text")
+    p.add_argument(
+        "--heal",
+        action="store_true",
+        help="revert drift: render a timeline changed outside git, update changed metadata",
+    )
+    p.add_argument(
+        "--wait", action="store_true", help="wait for the renders to finish (Produced/Failed)"
+    )
+    wait_cmd.add_wait_options(p)
     p.set_defaults(func=run)
 
 
@@ -126,16 +137,29 @@ def run(args: argparse.Namespace) -> int:
     options: PlanOptions = common.plan_options(args)
     if args.skip_invalid and loaded.issues:
         options = PlanOptions(**{**options.__dict__, "prune": False})
-    with state_lock(settings.state, timeout=settings.lock_timeout):
-        store = StateStore(settings.state, history=settings.history)
-        try:
-            state = store.load()
-            the_plan = plan(loaded.manifests, state, options)
-            for refusal in the_plan.refusals:
-                print(f"refused: {refusal}", file=sys.stderr)
-            result = execute(settings, the_plan, store)
-        finally:
-            store.close()
+    options = dataclasses.replace(options, heal=args.heal)
+    holder = common.ClientHolder(settings)
+    try:
+        with state_lock(settings.state, timeout=settings.lock_timeout):
+            store = StateStore(settings.state, history=settings.history)
+            try:
+                state = store.load()
+                drift = (
+                    refresh_drift(settings, holder, state, loaded.manifests, options)
+                    if args.heal
+                    else None
+                )
+                the_plan = plan(loaded.manifests, state, options, drift=drift)
+                for refusal in the_plan.refusals:
+                    print(f"refused: {refusal}", file=sys.stderr)
+                for change in the_plan.changes:  # a deletion is announced before it happens
+                    if change.action == "delete":
+                        print(f"deleting {change.name} ({change.project_id}): {change.reasons[0]}")
+                result = execute(settings, the_plan, store, holder=holder)
+            finally:
+                store.close()
+    finally:
+        holder.close()
     print(summary_line(result, time.monotonic() - started))
     for failure in result.failures:
         err = failure.error
@@ -147,4 +171,5 @@ def run(args: argparse.Namespace) -> int:
         )
         if err.hint:
             print(f"  hint: {err.hint}", file=sys.stderr)
-    return EXIT_ERROR if result.failures or the_plan.refusals else EXIT_OK
+    waited = wait_cmd.after_apply(settings, the_plan, args) if args.wait else EXIT_OK
+    return EXIT_ERROR if result.failures or the_plan.refusals or waited else EXIT_OK

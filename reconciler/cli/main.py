@@ -23,6 +23,10 @@ COMMAND_MODULES = (
     "state_cmd",
     "watch_cmd",
     "hooks_cmd",
+    "wait_cmd",
+    "drift_cmd",
+    "import_cmd",
+    "callbacks_cmd",
 )
 
 # The one exit-code map (product.md §4).

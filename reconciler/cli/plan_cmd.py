@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from typing import Any
 
 from reconciler.adapters.state import StateStore
 from reconciler.cli import common
+from reconciler.cli.drift_cmd import refresh_drift
 from reconciler.cli.main import EXIT_CHANGES, EXIT_OK
 from reconciler.core.planner import plan
 
@@ -40,6 +42,12 @@ def register(sub: Any) -> None:
         help="plan the valid manifests and report the invalid ones",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="also list unchanged projects")
+    p.add_argument(
+        "--refresh",
+        action="store_true",
+        help="fetch the remote projects and show drift (changes made outside git)",
+    )
+    p.add_argument("--heal", action="store_true", help="plan reverting drift (implies --refresh)")
     p.set_defaults(func=run)
 
 
@@ -51,7 +59,15 @@ def run(args: argparse.Namespace) -> int:
     options = common.plan_options(args)
     if args.skip_invalid and loaded.issues:
         options = type(options)(**{**options.__dict__, "prune": False})
-    result = plan(loaded.manifests, state, options)
+    drift = None
+    if args.refresh or args.heal:
+        options = dataclasses.replace(options, heal=args.heal)
+        holder = common.ClientHolder(settings)
+        try:
+            drift = refresh_drift(settings, holder, state, loaded.manifests, options)
+        finally:
+            holder.close()
+    result = plan(loaded.manifests, state, options, drift=drift)
     if args.output == "json":
         common.render_plan_json(result, stream=sys.stdout)
     elif args.output == "markdown":

@@ -1,12 +1,14 @@
-"""The planner: (desired manifests, state, options) -> Plan. Pure; no I/O, no clock.
+"""The planner: (desired manifests, state, options, drift) -> Plan. Pure; no I/O, no clock.
 
-Actions (product.md §3-4): create, render, update, adopt, noop, orphan, delete.
+Actions (product.md §3-4): create, render, update, adopt, noop, orphan, delete. Drift (a
+remote project changed outside git, see ``reconciler.core.drift``) is only reported, unless
+``PlanOptions.heal`` asks to revert it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from reconciler.core.canonical import (
@@ -18,6 +20,7 @@ from reconciler.core.canonical import (
     spec_hashes,
 )
 from reconciler.core.diff import DiffEntry, diff_specs
+from reconciler.core.drift import ProjectDrift
 from reconciler.core.state import State
 
 ACTIONS = ("create", "render", "update", "adopt", "noop", "orphan", "delete")
@@ -46,6 +49,7 @@ class PlanOptions:
     max_deletes: int = 10
     allow_empty: bool = False
     retry_failed: bool = False
+    heal: bool = False  # revert drift: render a drifted timeline, update drifted metadata
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,7 @@ class Change:
     record: bool = False  # a noop that still updates the state (e.g. userData changed)
     verify: bool = False  # an interrupted call must be checked remotely before acting
     pending: dict[str, Any] | None = None  # the interrupted call's journaled intent
+    drift: bool = False  # the remote project changed outside git (see the reasons)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -241,15 +246,69 @@ def _plan_desired(m: DesiredProject, state: State, options: PlanOptions) -> Chan
     return Change(m.name, "noop", project_id, ("up to date",), **common)
 
 
+def _with_drift(change: Change, d: ProjectDrift, entry: Mapping[str, Any], heal: bool) -> Change:
+    """Fold one project's drift into its planned change (report it, or revert it with heal)."""
+    if change.action in ("create", "adopt") or change.verify or change.spec is None:
+        return change  # nothing applied to drift from, or the state must be settled first
+    reason = f"drift: {d.summary}"
+    kept = tuple(r for r in change.reasons if r != "up to date")
+    failed = entry.get("failed") or {}
+    if change.hashes and failed.get("render_hash") == change.hashes.render:
+        heal = False  # the desired spec failed to render; reverting would only fail again
+    if not heal:
+        if change.action != "noop":
+            return replace(change, reasons=(*kept, reason), drift=True)
+        # record=True lists the project in the plan; recording the unchanged spec is harmless
+        return replace(
+            change,
+            reasons=(f"{reason} (apply --heal reverts it)", *kept),
+            diff=change.diff + d.entries,
+            record=True,
+            drift=True,
+        )
+    if d.deleted:
+        if change.spec.get("projectId"):
+            why = f"{reason}; not recreated: spec.projectId names the deleted project"
+            return replace(change, reasons=(why, *kept), record=True, drift=True)
+        return replace(
+            change,
+            action="create",
+            project_id=None,
+            reasons=(f"{reason}; --heal creates it again", *kept),
+            diff=tuple(diff_specs(None, change.spec)),
+            drift=True,
+        )
+    if change.action == "render" or (change.action == "update" and not d.render_drift):
+        why = f"{reason}; this {change.action} reverts it"
+        return replace(change, reasons=(*kept, why), drift=True)
+    action = "render" if d.render_drift else "update"
+    return replace(
+        change,
+        action=action,
+        reasons=(f"{reason}; --heal {action}s the desired spec", *kept),
+        diff=d.heal_diff(change.spec),
+        record=False,
+        drift=True,
+    )
+
+
 def plan(
-    desired: Sequence[DesiredProject], state: State, options: PlanOptions | None = None
+    desired: Sequence[DesiredProject],
+    state: State,
+    options: PlanOptions | None = None,
+    drift: Mapping[str, ProjectDrift] | None = None,
 ) -> Plan:
     options = options or PlanOptions()
     changes: list[Change] = []
     wanted = {m.name for m in desired}
     for m in sorted(desired, key=lambda m: m.name):
         if _selected(m.name, m.labels, options):
-            changes.append(_plan_desired(m, state, options))
+            change = _plan_desired(m, state, options)
+            found = (drift or {}).get(m.name)
+            if found is not None and found.drifted:
+                entry = state.projects.get(m.name, {})
+                change = _with_drift(change, found, entry, options.heal)
+            changes.append(change)
 
     refusals: list[str] = []
     orphans = [

@@ -48,7 +48,9 @@ class Receiver:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/vod/callback"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self.thread.start()
 
     def close(self) -> None:
@@ -77,8 +79,9 @@ def serve(config: EmulatorConfig) -> Iterator[tuple[Emulator, EmulatorServer]]:
 
 @pytest.fixture
 def served() -> Iterator[tuple[Emulator, EmulatorServer]]:
-    yield from serve(EmulatorConfig(produce_delay=0.05, callback_retry_interval=0.01,
-                                    callback_private_key="pk"))
+    yield from serve(
+        EmulatorConfig(produce_delay=0.05, callback_retry_interval=0.01, callback_private_key="pk")
+    )
 
 
 def client_for(emu: Emulator, server: EmulatorServer, signature: str = "v3") -> SignedClient:
@@ -97,8 +100,9 @@ def test_keep_alive_requests_both_signatures(served: tuple[Emulator, EmulatorSer
             pid = str(doc["Project"]["ProjectId"])  # type: ignore[index]
             got = client.call("GetEditingProject", ProjectId=pid)
             assert got["Project"]["Title"] == "über ~ *x*"  # type: ignore[index]
-            form = client.request("UpdateEditingProject", {"ProjectId": pid, "Timeline": TIMELINE},
-                                  form=True)
+            form = client.request(
+                "UpdateEditingProject", {"ProjectId": pid, "Timeline": TIMELINE}, form=True
+            )
             assert form.status_code == 200, form.text
 
 
@@ -113,8 +117,9 @@ def test_dropped_answer_closes_the_socket_after_processing() -> None:
             assert client.request("SearchEditingProject").json()["Total"] == 1
 
 
-def test_callback_is_posted_to_a_loopback_url(served: tuple[Emulator, EmulatorServer],
-                                              receiver: Receiver) -> None:
+def test_callback_is_posted_to_a_loopback_url(
+    served: tuple[Emulator, EmulatorServer], receiver: Receiver
+) -> None:
     emu, server = served
     client = client_for(emu, server)
     user_data = json.dumps({"MessageCallback": {"CallbackURL": receiver.url}})
@@ -130,8 +135,9 @@ def test_callback_is_posted_to_a_loopback_url(served: tuple[Emulator, EmulatorSe
     assert emu.events()[0].attempts == 1
 
 
-def test_failing_callback_is_retried_three_times(served: tuple[Emulator, EmulatorServer],
-                                                 receiver: Receiver) -> None:
+def test_failing_callback_is_retried_three_times(
+    served: tuple[Emulator, EmulatorServer], receiver: Receiver
+) -> None:
     emu, server = served
     receiver.status = 500
     client = client_for(emu, server)
@@ -153,7 +159,10 @@ def test_non_loopback_callback_is_recorded_not_called(
     wait_for(lambda: bool(emu.events()))
     [event] = emu.events()
     assert (event.delivery, event.attempts, event.callback_url) == (
-        "skipped", 0, "https://hooks.example.com/x")
+        "skipped",
+        0,
+        "https://hooks.example.com/x",
+    )
 
 
 def test_concurrent_clients(served: tuple[Emulator, EmulatorServer]) -> None:
@@ -186,7 +195,8 @@ def test_inspection_endpoints_over_http(served: tuple[Emulator, EmulatorServer])
         calls = client.http.get("/_emulator/calls").json()["Calls"]
         assert [c["Action"] for c in calls] == ["SearchEditingProject"]
         assert client.http.get("/_emulator/counts").json()["ByAction"] == {
-            "SearchEditingProject": 1}
+            "SearchEditingProject": 1
+        }
 
 
 def test_stop_closes_idle_keep_alive_connections() -> None:

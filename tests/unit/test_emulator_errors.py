@@ -73,10 +73,21 @@ def test_signature_does_not_match_v3_echoes_server_string_to_sign(
     response = client.request("GetEditingProject", {"ProjectId": "p1"}, secret="wrong")
     doc = error(response, 400, "SignatureDoesNotMatch")
     sent = response.request.headers
-    names = ["host", "x-acs-action", "x-acs-content-sha256", "x-acs-date",
-             "x-acs-signature-nonce", "x-acs-version"]
-    parts = signing.v3_sign(method="POST", path="/", query={"ProjectId": "p1"},
-                            headers={n: sent[n] for n in names}, secret="anything")
+    names = [
+        "host",
+        "x-acs-action",
+        "x-acs-content-sha256",
+        "x-acs-date",
+        "x-acs-signature-nonce",
+        "x-acs-version",
+    ]
+    parts = signing.v3_sign(
+        method="POST",
+        path="/",
+        query={"ProjectId": "p1"},
+        headers={n: sent[n] for n in names},
+        secret="anything",
+    )
     prefix = "Specified signature is not matched with our calculation. server string to sign is:"
     assert doc["Message"] == prefix + parts.string_to_sign
 
@@ -92,9 +103,14 @@ def test_v3_body_not_matching_content_sha256_is_a_signature_mismatch(
     headers = {k: v for k, v in tampered.headers.items() if k != "content-length"}
     creds = emu.demo_credentials
     signed = {k: v for k, v in headers.items() if k == "host" or k.startswith("x-acs-")}
-    parts = signing.v3_sign(method="POST", path="/", query={}, headers=signed,
-                            secret=creds.access_key_secret,
-                            payload_hash=headers["x-acs-content-sha256"])
+    parts = signing.v3_sign(
+        method="POST",
+        path="/",
+        query={},
+        headers=signed,
+        secret=creds.access_key_secret,
+        payload_hash=headers["x-acs-content-sha256"],
+    )
     headers["authorization"] = parts.authorization(creds.access_key_id)
     response = client.http.post("/", content=b"Title=evil", headers=headers)
     error(response, 400, "SignatureDoesNotMatch")
@@ -102,15 +118,23 @@ def test_v3_body_not_matching_content_sha256_is_a_signature_mismatch(
 
 def test_v3_signed_headers_must_cover_the_acs_headers(emu: Emulator, clock: FakeClock) -> None:
     creds = emu.demo_credentials
-    headers = signing.v3_headers_to_sign(host="vod.emulator.test", action="GetEditingProject",
-                                         timestamp=iso(clock()), nonce="n")
+    headers = signing.v3_headers_to_sign(
+        host="vod.emulator.test", action="GetEditingProject", timestamp=iso(clock()), nonce="n"
+    )
     partial = {k: v for k, v in headers.items() if k != "x-acs-signature-nonce"}
-    parts = signing.v3_sign(method="POST", path="/", query={"ProjectId": "p"}, headers=partial,
-                            secret=creds.access_key_secret)
+    parts = signing.v3_sign(
+        method="POST",
+        path="/",
+        query={"ProjectId": "p"},
+        headers=partial,
+        secret=creds.access_key_secret,
+    )
     client = in_process_client(emu, clock=clock)
-    response = client.http.post("/", params={"ProjectId": "p"},
-                                headers={**headers,
-                                         "Authorization": parts.authorization(creds.access_key_id)})
+    response = client.http.post(
+        "/",
+        params={"ProjectId": "p"},
+        headers={**headers, "Authorization": parts.authorization(creds.access_key_id)},
+    )
     doc = error(response, 400, "IncompleteSignature")
     assert "x-acs-signature-nonce" in doc["Message"]
 
@@ -118,65 +142,97 @@ def test_v3_signed_headers_must_cover_the_acs_headers(emu: Emulator, clock: Fake
 def test_invalid_access_key_id_not_found(emu: Emulator, clock: FakeClock) -> None:
     for version in ("v3", "v2"):
         client = in_process_client(emu, signature=version, clock=clock, access_key_id="LTAInope")
-        doc = error(client.request("GetEditingProject", {"ProjectId": "p"}), 404,
-                    "InvalidAccessKeyId.NotFound")
+        doc = error(
+            client.request("GetEditingProject", {"ProjectId": "p"}),
+            404,
+            "InvalidAccessKeyId.NotFound",
+        )
         assert doc["Message"] == "Specified access key is not found."
 
 
-def test_invalid_timestamp_expired_beyond_15_minutes(client: SignedClient, clock: FakeClock) -> None:
+def test_invalid_timestamp_expired_beyond_15_minutes(
+    client: SignedClient, clock: FakeClock
+) -> None:
     late = iso(clock() - 15 * 60 - 1)
-    doc = error(client.request("GetEditingProject", {"ProjectId": "p"}, timestamp=late), 400,
-                "InvalidTimeStamp.Expired")
+    doc = error(
+        client.request("GetEditingProject", {"ProjectId": "p"}, timestamp=late),
+        400,
+        "InvalidTimeStamp.Expired",
+    )
     assert doc["Message"] == "Specified time stamp or date value is expired."
     early = iso(clock() + 15 * 60 + 1)
-    error(client.request("GetEditingProject", {"ProjectId": "p"}, timestamp=early), 400,
-          "InvalidTimeStamp.Expired")
+    error(
+        client.request("GetEditingProject", {"ProjectId": "p"}, timestamp=early),
+        400,
+        "InvalidTimeStamp.Expired",
+    )
     edge = iso(clock() - 15 * 60)  # exactly 15 minutes is still accepted
-    error(client.request("GetEditingProject", {"ProjectId": "p"}, timestamp=edge), 404,
-          "InvalidEditingProject.NotFound")
+    error(
+        client.request("GetEditingProject", {"ProjectId": "p"}, timestamp=edge),
+        404,
+        "InvalidEditingProject.NotFound",
+    )
 
 
 def test_signature_nonce_used_within_window(client: SignedClient, clock: FakeClock) -> None:
     first = client.request("GetEditingProject", {"ProjectId": "p"}, nonce="same-nonce")
     error(first, 404, "InvalidEditingProject.NotFound")
-    doc = error(client.request("GetEditingProject", {"ProjectId": "p"}, nonce="same-nonce"), 400,
-                "SignatureNonceUsed")
+    doc = error(
+        client.request("GetEditingProject", {"ProjectId": "p"}, nonce="same-nonce"),
+        400,
+        "SignatureNonceUsed",
+    )
     assert doc["Message"] == "Specified signature nonce was used already."
     clock.advance(15 * 60 + 1)  # outside the window the nonce is forgotten
-    error(client.request("GetEditingProject", {"ProjectId": "p"}, nonce="same-nonce"), 404,
-          "InvalidEditingProject.NotFound")
+    error(
+        client.request("GetEditingProject", {"ProjectId": "p"}, nonce="same-nonce"),
+        404,
+        "InvalidEditingProject.NotFound",
+    )
 
 
 def test_nonces_are_remembered_per_access_key(emu: Emulator, clock: FakeClock) -> None:
     emu.add_access_key("other", "other-secret")
     demo = in_process_client(emu, clock=clock)
-    other = in_process_client(emu, clock=clock, access_key_id="other",
-                              access_key_secret="other-secret")
+    other = in_process_client(
+        emu, clock=clock, access_key_id="other", access_key_secret="other-secret"
+    )
     assert demo.request("SearchEditingProject", nonce="n").status_code == 200
     assert other.request("SearchEditingProject", nonce="n").status_code == 200
 
 
 def test_a_rejected_signature_does_not_burn_the_nonce(client: SignedClient) -> None:
-    error(client.request("SearchEditingProject", nonce="n", secret="bad"), 400,
-          "SignatureDoesNotMatch")
+    error(
+        client.request("SearchEditingProject", nonce="n", secret="bad"),
+        400,
+        "SignatureDoesNotMatch",
+    )
     assert client.request("SearchEditingProject", nonce="n").status_code == 200
 
 
 def test_missing_parameter_for_protocol_parameters(emu: Emulator, clock: FakeClock) -> None:
     client = in_process_client(emu, signature="v2", clock=clock)
-    doc = error(client.http.post("/", params={"Action": "SearchEditingProject",
-                                              "Version": "2017-03-21", "AccessKeyId": "x"}),
-                400, "MissingParameter")
-    assert doc["Message"] == ('The input parameter "Signature" that is mandatory for processing '
-                              "this request is not supplied.")
+    doc = error(
+        client.http.post(
+            "/",
+            params={"Action": "SearchEditingProject", "Version": "2017-03-21", "AccessKeyId": "x"},
+        ),
+        400,
+        "MissingParameter",
+    )
+    assert doc["Message"] == (
+        'The input parameter "Signature" that is mandatory for processing '
+        "this request is not supplied."
+    )
     error(client.http.post("/", params={"Version": "2017-03-21"}), 400, "MissingParameter")
 
 
 def test_missing_parameter_when_produce_has_neither_project_nor_timeline(
     client: SignedClient,
 ) -> None:
-    doc = error(client.request("ProduceEditingProjectVideo", {"Title": "x"}), 400,
-                "MissingParameter")
+    doc = error(
+        client.request("ProduceEditingProjectVideo", {"Title": "x"}), 400, "MissingParameter"
+    )
     assert "ProjectId or Timeline" in doc["Message"]
 
 
@@ -194,8 +250,10 @@ def test_missing_name_for_required_business_parameters(
 ) -> None:
     doc = error(client.request(action, params), 400, code)
     name = code.removeprefix("Missing")
-    assert doc["Message"] == (f'The input parameter "{name}" that is mandatory for processing '
-                              "this request is not supplied.")
+    assert doc["Message"] == (
+        f'The input parameter "{name}" that is mandatory for processing '
+        "this request is not supplied."
+    )
 
 
 @pytest.mark.parametrize(
@@ -210,10 +268,14 @@ def test_missing_name_for_required_business_parameters(
         (json.dumps({"SubtitleTracks": [{}] * 101}), "At most 100"),
     ],
 )
-def test_invalid_parameter_for_a_bad_timeline(client: SignedClient, timeline: str,
-                                              why: str) -> None:
-    doc = error(client.request("AddEditingProject", {"Title": "t", "Timeline": timeline}), 400,
-                "InvalidParameter")
+def test_invalid_parameter_for_a_bad_timeline(
+    client: SignedClient, timeline: str, why: str
+) -> None:
+    doc = error(
+        client.request("AddEditingProject", {"Title": "t", "Timeline": timeline}),
+        400,
+        "InvalidParameter",
+    )
     assert '"Timeline"' in doc["Message"] and why in doc["Message"]
 
 
@@ -226,10 +288,12 @@ def test_invalid_parameter_for_search_paging_and_sort(client: SignedClient) -> N
 
 
 def test_invalid_editing_project_not_found(client: SignedClient) -> None:
-    for action, params in [("GetEditingProject", {"ProjectId": "nope"}),
-                           ("UpdateEditingProject", {"ProjectId": "nope", "Title": "x"}),
-                           ("DeleteEditingProject", {"ProjectIds": "nope,nope2"}),
-                           ("ProduceEditingProjectVideo", {"ProjectId": "nope"})]:
+    for action, params in [
+        ("GetEditingProject", {"ProjectId": "nope"}),
+        ("UpdateEditingProject", {"ProjectId": "nope", "Title": "x"}),
+        ("DeleteEditingProject", {"ProjectIds": "nope,nope2"}),
+        ("ProduceEditingProjectVideo", {"ProjectId": "nope"}),
+    ]:
         doc = error(client.request(action, params), 404, "InvalidEditingProject.NotFound")
         assert doc["Message"] == "The specified editing project does not exist."
 
@@ -282,11 +346,37 @@ def test_sts_security_token_is_accepted_and_checked(emu: Emulator, clock: FakeCl
         assert plain.request("SearchEditingProject").status_code == 200
     emu.add_access_key("STS.key", "sts-secret", security_token="the-token")
     for version in ("v3", "v2"):
-        good = in_process_client(emu, signature=version, clock=clock, access_key_id="STS.key",
-                                 access_key_secret="sts-secret", security_token="the-token")
+        good = in_process_client(
+            emu,
+            signature=version,
+            clock=clock,
+            access_key_id="STS.key",
+            access_key_secret="sts-secret",
+            security_token="the-token",
+        )
         assert good.request("SearchEditingProject").status_code == 200
-        bad = in_process_client(emu, signature=version, clock=clock, access_key_id="STS.key",
-                                access_key_secret="sts-secret", security_token="other")
-        error(bad.request("SearchEditingProject"), 400,
-              "InvalidSecurityToken.MismatchWithAccessKey")
+        bad = in_process_client(
+            emu,
+            signature=version,
+            clock=clock,
+            access_key_id="STS.key",
+            access_key_secret="sts-secret",
+            security_token="other",
+        )
+        error(
+            bad.request("SearchEditingProject"), 400, "InvalidSecurityToken.MismatchWithAccessKey"
+        )
     assert all("SecurityToken" not in c.params for c in emu.calls())
+
+
+def test_invalid_timestamp_format(client: SignedClient) -> None:
+    doc = error(
+        client.request("SearchEditingProject", timestamp="2026/01/01 00:00"),
+        400,
+        "InvalidTimeStamp.Format",
+    )
+    assert doc["Message"] == "Specified time stamp or date value is not well formatted."
+
+
+def test_unsupported_http_method(client: SignedClient) -> None:
+    error(client.request("SearchEditingProject", method="PUT"), 400, "UnsupportedHTTPMethod")

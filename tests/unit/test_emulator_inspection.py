@@ -34,7 +34,7 @@ def test_calls_are_logged_without_secrets(tmp_path: Path) -> None:
     assert calls[0].access_key_id == emu.demo_credentials.access_key_id
     assert calls[2].access_key_id is None  # not authenticated
     text = json.dumps([c.to_json() for c in calls])
-    assert "Signature\"" not in text and "sts-token" not in text
+    assert 'Signature"' not in text and "sts-token" not in text
     assert emu.demo_credentials.access_key_secret not in text
 
 
@@ -95,8 +95,10 @@ def test_embedded_emulator_persists_projects_and_the_demo_key(tmp_path: Path) ->
         client = in_process_client(second, clock=clock)
         project = client.call("GetEditingProject", ProjectId=str(doc["ProjectId"]))["Project"]
         assert project["Status"] == "Produced"  # type: ignore[index]
-        assert [c.action for c in second.calls()] == ["ProduceEditingProjectVideo",
-                                                      "GetEditingProject"]
+        assert [c.action for c in second.calls()] == [
+            "ProduceEditingProjectVideo",
+            "GetEditingProject",
+        ]
 
 
 def test_two_emulators_on_one_directory_settle_each_job_once(tmp_path: Path) -> None:
@@ -121,13 +123,21 @@ def test_media_file_seeds_the_library(tmp_path: Path) -> None:
 
 
 def test_config_from_environment() -> None:
-    env = {"RECONCILER_EMULATOR_LATENCY": "0.25", "RECONCILER_EMULATOR_QPS_LIMIT": "5",
-           "RECONCILER_EMULATOR_DROP_ACTIONS": "ProduceEditingProjectVideo, AddEditingProject",
-           "RECONCILER_EMULATOR_PERMISSIVE_MEDIA": "false", "RECONCILER_EMULATOR_SEED": "3",
-           "RECONCILER_EMULATOR_PRODUCE_DELAY": ""}
+    env = {
+        "RECONCILER_EMULATOR_LATENCY": "0.25",
+        "RECONCILER_EMULATOR_QPS_LIMIT": "5",
+        "RECONCILER_EMULATOR_DROP_ACTIONS": "ProduceEditingProjectVideo, AddEditingProject",
+        "RECONCILER_EMULATOR_PERMISSIVE_MEDIA": "false",
+        "RECONCILER_EMULATOR_SEED": "3",
+        "RECONCILER_EMULATOR_PRODUCE_DELAY": "",
+    }
     config = EmulatorConfig.from_env(env)
     assert (config.latency, config.qps_limit, config.permissive_media, config.seed) == (
-        0.25, 5.0, False, 3)
+        0.25,
+        5.0,
+        False,
+        3,
+    )
     assert config.drop_actions == {"ProduceEditingProjectVideo", "AddEditingProject"}
     assert config.produce_delay == 2.0
     with pytest.raises(ConfigError, match="RECONCILER_EMULATOR_ERROR_RATE"):
@@ -153,6 +163,7 @@ def test_transport_drop_raises_after_the_request_took_effect() -> None:
         with pytest.raises(httpx.RemoteProtocolError):
             client.request("AddEditingProject", {"Title": "ambiguous"})
         assert [p.title for p in emu.projects()] == ["ambiguous"]  # it did happen
+        assert [(c.code, c.dropped) for c in emu.calls()] == [("OK", True)]
         assert client.request("SearchEditingProject").status_code == 200  # other actions answer
 
 
@@ -173,3 +184,20 @@ def test_inspection_endpoints_through_the_transport() -> None:
         assert http.post("/_emulator/media", json={"x": 4}).json()["Media"]["x"] == 4.0
         assert http.post("/_emulator/reset").status_code == 200 and emu.calls() == []
         assert http.get("/_emulator/nope").status_code == 404
+
+
+def test_a_failed_action_does_not_settle_or_send_callbacks_twice() -> None:
+    clock = FakeClock()
+    config = EmulatorConfig(callback_attempts=1, callback_timeout=0.5)
+    with Emulator(config=config, clock=clock) as emu:
+        client = in_process_client(emu, clock=clock)
+        user_data = json.dumps({"MessageCallback": {"CallbackURL": "http://127.0.0.1:9/cb"}})
+        client.call("ProduceEditingProjectVideo", Timeline=TIMELINE, UserData=user_data)
+        clock.advance(2)
+        failed = client.request("GetEditingProject", {"ProjectId": "missing"})
+        assert failed.status_code == 404
+        assert emu.events() == []  # rolled back with the failed Action
+        assert client.request("SearchEditingProject").status_code == 200
+        assert emu.flush_callbacks(10)
+        [event] = emu.events()
+        assert (event.delivery, event.attempts) == ("failed", 1)

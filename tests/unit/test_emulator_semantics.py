@@ -53,12 +53,19 @@ def get(client: SignedClient, project_id: str) -> dict[str, Any]:
 def test_add_returns_the_documented_project(client: SignedClient, clock: FakeClock) -> None:
     doc = ok(client, "AddEditingProject", Title="Promo", Description="cut")
     project = doc["Project"]
-    assert set(project) == {"ProjectId", "Title", "Description", "Status", "CreationTime",
-                            "ModifiedTime"}
+    assert set(project) == {
+        "ProjectId",
+        "Title",
+        "Description",
+        "Status",
+        "CreationTime",
+        "ModifiedTime",
+    }
     assert re.fullmatch(r"[0-9a-f]{32}", project["ProjectId"])
     assert project["Status"] == "Normal"
-    assert project["CreationTime"] == project["ModifiedTime"] == iso(clock()) == \
-        "2026-01-01T00:00:00Z"
+    assert (
+        project["CreationTime"] == project["ModifiedTime"] == iso(clock()) == "2026-01-01T00:00:00Z"
+    )
 
 
 def test_get_returns_the_timeline_as_a_json_string(client: SignedClient) -> None:
@@ -67,8 +74,17 @@ def test_get_returns_the_timeline_as_a_json_string(client: SignedClient) -> None
     project = get(client, pid)
     assert isinstance(project["Timeline"], str)
     assert json.loads(project["Timeline"]) == json.loads(tl)
-    assert {"ProjectId", "Title", "CoverURL", "CreationTime", "ModifiedTime", "RegionId",
-            "StorageLocation", "Status", "Timeline"} <= set(project)
+    assert {
+        "ProjectId",
+        "Title",
+        "CoverURL",
+        "CreationTime",
+        "ModifiedTime",
+        "RegionId",
+        "StorageLocation",
+        "Status",
+        "Timeline",
+    } <= set(project)
     assert project["RegionId"] == "cn-shanghai"
     assert project["CoverURL"].endswith("/m10/snapshots/normal/00001.jpg")  # first material
 
@@ -81,8 +97,16 @@ def test_a_project_without_timeline_has_no_timeline_field(client: SignedClient) 
 def test_update_changes_fields_and_modified_time(client: SignedClient, clock: FakeClock) -> None:
     pid = ok(client, "AddEditingProject", Title="a", Description="d")["Project"]["ProjectId"]
     clock.advance(61)
-    assert set(ok(client, "UpdateEditingProject", ProjectId=pid, Title="b", CoverURL="http://c",
-                  Timeline=timeline({"MediaId": "m10"}))) == {"RequestId"}
+    assert set(
+        ok(
+            client,
+            "UpdateEditingProject",
+            ProjectId=pid,
+            Title="b",
+            CoverURL="http://c",
+            Timeline=timeline({"MediaId": "m10"}),
+        )
+    ) == {"RequestId"}
     project = get(client, pid)
     assert (project["Title"], project["Description"], project["CoverURL"]) == ("b", "d", "http://c")
     assert project["ModifiedTime"] == iso(clock()) != project["CreationTime"]
@@ -92,8 +116,14 @@ def test_update_changes_fields_and_modified_time(client: SignedClient, clock: Fa
 def test_search_filters_sorts_and_pages(client: SignedClient, clock: FakeClock) -> None:
     ids = []
     for i, title in enumerate(["spring promo", "summer promo", "autumn cut", "winter promo"]):
-        ids.append(ok(client, "AddEditingProject", Title=title,
-                      Timeline=timeline({"MediaId": "m10", "Out": i + 1}))["Project"]["ProjectId"])
+        ids.append(
+            ok(
+                client,
+                "AddEditingProject",
+                Title=title,
+                Timeline=timeline({"MediaId": "m10", "Out": i + 1}),
+            )["Project"]["ProjectId"]
+        )
         clock.advance(60)
     doc = ok(client, "SearchEditingProject", Title="promo")
     assert doc["Total"] == 3
@@ -105,8 +135,12 @@ def test_search_filters_sorts_and_pages(client: SignedClient, clock: FakeClock) 
         asc = ok(client, "SearchEditingProject", SortBy=sort, PageSize="2", PageNo="2")
         assert asc["Total"] == 4
         assert [p["ProjectId"] for p in asc["ProjectList"]["Project"]] == ids[2:]
-    window = ok(client, "SearchEditingProject", StartTime=iso(1_767_225_600 + 60),
-                EndTime=iso(1_767_225_600 + 120))
+    window = ok(
+        client,
+        "SearchEditingProject",
+        StartTime=iso(1_767_225_600 + 60),
+        EndTime=iso(1_767_225_600 + 120),
+    )
     assert [p["ProjectId"] for p in window["ProjectList"]["Project"]] == [ids[2], ids[1]]
     ok(client, "ProduceEditingProjectVideo", ProjectId=ids[0])
     by_status = ok(client, "SearchEditingProject", Status="Producing,Produced")
@@ -129,8 +163,9 @@ def test_delete_takes_comma_separated_ids(client: SignedClient) -> None:
 
 
 def test_produce_with_timeline_only_creates_a_project(client: SignedClient, emu: Emulator) -> None:
-    doc = ok(client, "ProduceEditingProjectVideo", Timeline=timeline({"MediaId": "m10"}),
-             Title="fresh")
+    doc = ok(
+        client, "ProduceEditingProjectVideo", Timeline=timeline({"MediaId": "m10"}), Title="fresh"
+    )
     assert set(doc) == {"RequestId", "MediaId", "ProjectId"}
     assert re.fullmatch(r"[0-9a-f]{32}", doc["MediaId"])
     project = get(client, doc["ProjectId"])
@@ -138,8 +173,9 @@ def test_produce_with_timeline_only_creates_a_project(client: SignedClient, emu:
     assert json.loads(project["Timeline"]) == json.loads(timeline({"MediaId": "m10"}))
 
 
-def test_produce_with_project_only_uses_the_stored_timeline(client: SignedClient,
-                                                           emu: Emulator) -> None:
+def test_produce_with_project_only_uses_the_stored_timeline(
+    client: SignedClient, emu: Emulator
+) -> None:
     stored = timeline({"MediaId": "m10", "In": 1, "Out": 4})
     pid = ok(client, "AddEditingProject", Title="t", Timeline=stored)["Project"]["ProjectId"]
     doc = ok(client, "ProduceEditingProjectVideo", ProjectId=pid)
@@ -158,28 +194,42 @@ def test_produce_with_both_updates_the_project(client: SignedClient, clock: Fake
     pid = ok(client, "AddEditingProject", Title="old", Description="d")["Project"]["ProjectId"]
     clock.advance(5)
     new = timeline({"MediaId": "m10", "Out": 2})
-    doc = ok(client, "ProduceEditingProjectVideo", ProjectId=pid, Timeline=new, Title="new",
-             CoverURL="http://cover")
+    doc = ok(
+        client,
+        "ProduceEditingProjectVideo",
+        ProjectId=pid,
+        Timeline=new,
+        Title="new",
+        CoverURL="http://cover",
+    )
     assert doc["ProjectId"] == pid
     project = get(client, pid)
     assert (project["Title"], project["Description"], project["CoverURL"]) == (
-        "new", "d", "http://cover")
+        "new",
+        "d",
+        "http://cover",
+    )
     assert json.loads(project["Timeline"]) == json.loads(new)
     assert project["ModifiedTime"] == iso(clock())
     assert project["Status"] == "Producing"
 
 
-def test_production_finishes_after_the_delay(client: SignedClient, emu: Emulator,
-                                             clock: FakeClock) -> None:
+def test_production_finishes_after_the_delay(
+    client: SignedClient, emu: Emulator, clock: FakeClock
+) -> None:
     doc = ok(client, "ProduceEditingProjectVideo", Timeline=timeline({"MediaId": "m10"}))
     clock.advance(1.9)
     assert get(client, doc["ProjectId"])["Status"] == "Producing"
     clock.advance(0.2)
     assert get(client, doc["ProjectId"])["Status"] == "Produced"
     [event] = [e for e in emu.events() if e.media_id == doc["MediaId"]]
-    assert event.event == {"EventTime": iso(1_767_225_602), "EventType": "ProduceMediaComplete",
-                           "Status": "success", "MediaId": doc["MediaId"],
-                           "ProjectId": doc["ProjectId"]}
+    assert event.event == {
+        "EventTime": iso(1_767_225_602),
+        "EventType": "ProduceMediaComplete",
+        "Status": "success",
+        "MediaId": doc["MediaId"],
+        "ProjectId": doc["ProjectId"],
+    }
     assert event.delivery == "none"
     assert emu.media()[doc["MediaId"]] == 10.0  # the produced video is usable media
 
@@ -192,9 +242,9 @@ def test_production_finishes_after_the_delay(client: SignedClient, emu: Emulator
         ({"MediaId": "broken"}, "InvalidParameter.ResourceContentBad"),
     ],
 )
-def test_bad_media_fails_production_asynchronously(client: SignedClient, emu: Emulator,
-                                                   clock: FakeClock, clip: dict[str, Any],
-                                                   code: str) -> None:
+def test_bad_media_fails_production_asynchronously(
+    client: SignedClient, emu: Emulator, clock: FakeClock, clip: dict[str, Any], code: str
+) -> None:
     doc = ok(client, "ProduceEditingProjectVideo", Timeline=timeline(clip))  # accepted at once
     assert get(client, doc["ProjectId"])["Status"] == "Producing"
     clock.advance(2)
@@ -206,8 +256,9 @@ def test_bad_media_fails_production_asynchronously(client: SignedClient, emu: Em
     assert event.event["ErrorMessage"].startswith("The resource operated InputFile is bad")
 
 
-def test_unknown_media_is_auto_registered_with_60_seconds(client: SignedClient,
-                                                          emu: Emulator) -> None:
+def test_unknown_media_is_auto_registered_with_60_seconds(
+    client: SignedClient, emu: Emulator
+) -> None:
     ok(client, "AddEditingProject", Title="t", Timeline=timeline({"MediaId": "new-one"}))
     assert emu.media()["new-one"] == 60.0
 
@@ -234,8 +285,12 @@ def test_latest_job_decides_the_project_status(client: SignedClient, clock: Fake
 
 def test_produce_validates_its_json_parameters(client: SignedClient) -> None:
     tl = timeline({"MediaId": "m10"})
-    for name, value in [("UserData", "[]"), ("ProduceConfig", "{bad"),
-                        ("MediaMetadata", '"x"'), ("UserData", json.dumps({"Extend": "x" * 300}))]:
+    for name, value in [
+        ("UserData", "[]"),
+        ("ProduceConfig", "{bad"),
+        ("MediaMetadata", '"x"'),
+        ("UserData", json.dumps({"Extend": "x" * 300})),
+    ]:
         response = client.request("ProduceEditingProjectVideo", {"Timeline": tl, name: value})
         assert (response.status_code, response.json()["Code"]) == (400, "InvalidParameter")
         assert f'"{name}"' in response.json()["Message"]
@@ -247,8 +302,10 @@ def test_storage_location_is_required_outside_shanghai(clock: FakeClock) -> None
         tl = timeline({"MediaId": "m"})
         bad = client.request("ProduceEditingProjectVideo", {"Timeline": tl})
         assert bad.json()["Code"] == "InvalidParameter"
-        good = client.request("ProduceEditingProjectVideo", {
-            "Timeline": tl, "ProduceConfig": '{"StorageLocation":"out.oss"}'})
+        good = client.request(
+            "ProduceEditingProjectVideo",
+            {"Timeline": tl, "ProduceConfig": '{"StorageLocation":"out.oss"}'},
+        )
         assert good.status_code == 200
         assert get(client, good.json()["ProjectId"])["RegionId"] == "ap-southeast-1"
 
@@ -257,8 +314,9 @@ def test_parameters_may_come_in_a_form_body_or_by_get(emu: Emulator, clock: Fake
     for version in ("v3", "v2"):
         client = in_process_client(emu, signature=version, clock=clock)
         big = timeline(*[{"MediaId": f"m{i}"} for i in range(200)])  # too long for a URL
-        response = client.request("AddEditingProject", {"Title": "form", "Timeline": big},
-                                  form=True)
+        response = client.request(
+            "AddEditingProject", {"Title": "form", "Timeline": big}, form=True
+        )
         assert response.status_code == 200, response.text
         assert response.request.url.query == b""
         pid = response.json()["Project"]["ProjectId"]

@@ -8,19 +8,23 @@ turns every failure into the VOD error the gateway would answer.
 from __future__ import annotations
 
 import calendar
+import contextlib
 import hashlib
 import hmac
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from urllib.parse import parse_qsl
 
 from reconciler.adapters.emulator.apierrors import ApiFault, missing_parameter
 from reconciler.adapters.vod import signing
 
 V2_REQUIRED = ("AccessKeyId", "Signature", "SignatureMethod", "SignatureNonce", "Timestamp")
 V3_REQUIRED = ("x-acs-date", "x-acs-signature-nonce", "x-acs-content-sha256")
+FORM = "application/x-www-form-urlencoded"
+Headers = Mapping[str, str] | Iterable[tuple[str, str]]
 MISMATCH = "Specified signature is not matched with our calculation. server string to sign is:"
 
 
@@ -34,6 +38,27 @@ class Request:
     headers: dict[str, str]
     body: bytes
     params: dict[str, str]  # query + form body; for v2 this is exactly the signed set
+
+    @classmethod
+    def build(
+        cls,
+        method: str,
+        path: str,
+        query: Sequence[tuple[str, str]],
+        headers: Headers,
+        body: bytes,
+    ) -> Request:
+        """Lower-case (and join repeated) headers; merge a form-encoded body into the params."""
+        merged: dict[str, str] = {}
+        pairs = headers.items() if isinstance(headers, Mapping) else headers
+        for name, value in pairs:
+            key = name.lower()
+            merged[key] = f"{merged[key]},{value}" if key in merged else value
+        params = dict(query)
+        if body and merged.get("content-type", "").startswith(FORM):
+            with contextlib.suppress(UnicodeDecodeError):
+                params.update(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+        return cls(method.upper(), path, list(query), merged, body, params)
 
     @property
     def version(self) -> str:

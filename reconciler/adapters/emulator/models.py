@@ -6,6 +6,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.adapters.vod.credentials import Credentials
+
 STATUSES = ("Normal", "Producing", "Produced", "ProduceFailed")
 
 
@@ -14,16 +16,8 @@ def iso(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(ts)))
 
 
-@dataclass(frozen=True)
-class DemoCredentials:
-    """An access key pair the emulator accepts; same fields as ``vod.credentials.Credentials``."""
-
-    access_key_id: str
-    access_key_secret: str
-    security_token: str | None = None
-
-    def __repr__(self) -> str:  # never print the secret by accident
-        return f"DemoCredentials(access_key_id={self.access_key_id!r}, access_key_secret='***')"
+# The emulator's key pairs are the product's credentials type (kept under the old name too).
+DemoCredentials = Credentials
 
 
 @dataclass
@@ -110,6 +104,7 @@ class CallRecord:
     code: str  # "OK" or the error Code
     request_id: str
     access_key_id: str | None = None
+    dropped: bool = False  # processed, but the answer was lost on purpose (fault injection)
 
     @property
     def project_id(self) -> str | None:
@@ -126,6 +121,7 @@ class CallRecord:
             "Code": self.code,
             "RequestId": self.request_id,
             "AccessKeyId": self.access_key_id,
+            "Dropped": self.dropped,
         }
 
 

@@ -8,17 +8,15 @@ lives in the store, so an emulator over a data directory is shared by processes.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import secrets
 import string
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import parse_qsl
 
 from reconciler.adapters.emulator.actions import Actions
 from reconciler.adapters.emulator.apierrors import (
@@ -27,18 +25,18 @@ from reconciler.adapters.emulator.apierrors import (
     error_body,
     missing_parameter,
 )
-from reconciler.adapters.emulator.auth import Authenticator, KeyRing, Request
+from reconciler.adapters.emulator.auth import Authenticator, Headers, KeyRing, Request
 from reconciler.adapters.emulator.callbacks import CallbackDispatcher, is_loopback
 from reconciler.adapters.emulator.config import EmulatorConfig
 from reconciler.adapters.emulator.faults import Faults
 from reconciler.adapters.emulator.inspection import InspectionMixin
 from reconciler.adapters.emulator.media import MediaLibrary, load_media_file
-from reconciler.adapters.emulator.models import CallRecord, DemoCredentials, EventRecord
+from reconciler.adapters.emulator.models import CallRecord, EventRecord
 from reconciler.adapters.emulator.store import Store
+from reconciler.adapters.vod.credentials import Credentials
 from reconciler.adapters.vod.signing import API_VERSION
 from reconciler.errors import EmulatorError
 
-Headers = Mapping[str, str] | Iterable[tuple[str, str]]
 HIDDEN_PARAMS = frozenset({"Signature", "SecurityToken"})
 DB_NAME = "emulator.sqlite3"
 
@@ -84,7 +82,7 @@ class Emulator(InspectionMixin):
             for key_id, secret in access_keys.items():
                 self._keys.add(key_id, secret)
             first = next(iter(access_keys.items()))
-            self._demo = DemoCredentials(first[0], first[1])
+            self._demo = Credentials(first[0], first[1])
         else:
             self._demo = self._load_demo_key()
             self._keys.add(self._demo.access_key_id, self._demo.access_key_secret)
@@ -113,7 +111,7 @@ class Emulator(InspectionMixin):
         return cls(state_dir / "emulator", None, config or EmulatorConfig.from_env(), clock=clock)
 
     @property
-    def demo_credentials(self) -> DemoCredentials:
+    def demo_credentials(self) -> Credentials:
         return self._demo
 
     def add_access_key(
@@ -147,7 +145,7 @@ class Emulator(InspectionMixin):
         if path.startswith("/_emulator"):
             return self.inspect(method, path, query, body)
         self._faults.delay()
-        req = _request(method, path, query, headers, body)
+        req = Request.build(method, path, query, headers, body)
         request_id = str(uuid.uuid4()).upper()
         identity = None
         try:
@@ -155,19 +153,25 @@ class Emulator(InspectionMixin):
             identity = self._auth.verify(req)
             self._faults.admit()
             with self._lock, self._store.transaction():
-                self._settle_locked()
+                outbox = self._settle_locked()
                 doc, ids = self._actions.handlers[action](req.params)
-                status, code, payload = 200, "OK", {"RequestId": request_id, **doc}
-                self._log(req, request_id, 200, "OK", ids, identity.access_key_id)
-            out = json.dumps(payload, ensure_ascii=False).encode()
+                dropped = self._faults.drop(action)
+                self._log(req, request_id, 200, "OK", ids, identity.access_key_id, dropped)
+            status, out = (
+                200,
+                json.dumps({"RequestId": request_id, **doc}, ensure_ascii=False).encode(),
+            )
         except ApiFault as fault:
-            status, code, ids = fault.status, fault.code, _requested_ids(req.params)
-            out = error_body(fault, request_id, self.config.host_id)
+            outbox = []  # a failed Action rolled its settling back; the next request redoes it
+            status, out = fault.status, error_body(fault, request_id, self.config.host_id)
+            dropped = self._faults.drop(req.action)
             key_id = identity.access_key_id if identity else None
             with self._lock, self._store.transaction():
-                self._log(req, request_id, status, code, ids, key_id)
+                ids = _requested_ids(req.params)
+                self._log(req, request_id, status, fault.code, ids, key_id, dropped)
+        self._send_callbacks(outbox)  # only once the settling is committed
         headers_out = [("Content-Type", JSON_CONTENT_TYPE), ("x-acs-request-id", request_id)]
-        return EmulatorResponse(status, headers_out, out, self._faults.drop(req.action), request_id)
+        return EmulatorResponse(status, headers_out, out, dropped, request_id)
 
     def _check_protocol(self, req: Request) -> str:
         if req.method not in ("GET", "POST"):
@@ -205,40 +209,38 @@ class Emulator(InspectionMixin):
         code: str,
         project_ids: tuple[str, ...],
         access_key_id: str | None,
+        dropped: bool,
     ) -> None:
         params = {k: v for k, v in req.params.items() if k not in HIDDEN_PARAMS}
-        version = (
-            req.version if ("authorization" in req.headers or "Signature" in req.params) else "-"
-        )
+        signed = "authorization" in req.headers or "Signature" in req.params
         call = CallRecord(
-            self._clock(),
-            req.action or "-",
-            params,
-            version,
-            project_ids,
-            status,
-            code,
-            request_id,
-            access_key_id,
-        )
+            self._clock(), req.action or "-", params, req.version if signed else "-",
+            project_ids, status, code, request_id, access_key_id, dropped,
+        )  # fmt: skip
         self._store.insert_call(call, self.config.call_log_cap)
 
     # ------------------------------------------------------------------ production
     def settle(self) -> int:
         """Finish the productions that are due now; returns how many finished."""
         with self._lock, self._store.transaction():
-            return self._settle_locked()
+            outbox = self._settle_locked()
+        self._send_callbacks(outbox)
+        return len(outbox)
 
-    def _settle_locked(self) -> int:
-        jobs = self._actions.settle(self._clock())
-        for job in jobs:
+    def _settle_locked(self) -> list[EventRecord]:
+        events = []
+        for job in self._actions.settle(self._clock()):
             url = job.callback_url
             delivery = "none" if not url else "pending" if is_loopback(url) else "skipped"
             rec = EventRecord(0, self._clock(), job.media_id, job.event(), url, delivery)
-            seq = self._store.insert_event(rec)
-            if delivery == "pending" and url:
-                self._callbacks.submit(seq, url, rec.event)
-        return len(jobs)
+            rec.seq = self._store.insert_event(rec)
+            events.append(rec)
+        return events
+
+    def _send_callbacks(self, events: list[EventRecord]) -> None:
+        for rec in events:
+            if rec.delivery == "pending" and rec.callback_url:
+                self._callbacks.submit(rec.seq, rec.callback_url, rec.event)
 
     def _record_delivery(self, seq: int, delivery: str, attempts: int, error: str | None) -> None:
         with self._lock:
@@ -253,7 +255,7 @@ class Emulator(InspectionMixin):
         return self._callbacks.flush(timeout)
 
     # ------------------------------------------------------------------ demo key
-    def _load_demo_key(self) -> DemoCredentials:
+    def _load_demo_key(self) -> Credentials:
         with self._lock, self._store.transaction():
             key_id, secret = (
                 self._store.get_meta("demo_key_id"),
@@ -265,23 +267,7 @@ class Emulator(InspectionMixin):
                 secret = "".join(secrets.choice(alphabet) for _ in range(30))
                 self._store.set_meta("demo_key_id", key_id)
                 self._store.set_meta("demo_key_secret", secret)
-        return DemoCredentials(key_id, secret)
-
-
-def _request(
-    method: str, path: str, query: Sequence[tuple[str, str]], headers: Headers, body: bytes
-) -> Request:
-    merged: dict[str, str] = {}
-    pairs = headers.items() if isinstance(headers, Mapping) else headers
-    for name, value in pairs:
-        key = name.lower()
-        merged[key] = f"{merged[key]},{value}" if key in merged else value
-    params = dict(query)
-    content_type = merged.get("content-type", "")
-    if body and content_type.startswith("application/x-www-form-urlencoded"):
-        with contextlib.suppress(UnicodeDecodeError):
-            params.update(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
-    return Request(method.upper(), path, list(query), merged, body, params)
+        return Credentials(key_id, secret)
 
 
 def _requested_ids(params: Mapping[str, str]) -> tuple[str, ...]:

@@ -36,7 +36,7 @@ CREATE TABLE IF NOT EXISTS media (media_id TEXT PRIMARY KEY, duration REAL NOT N
 CREATE TABLE IF NOT EXISTS calls (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, action TEXT NOT NULL,
     params TEXT NOT NULL, version TEXT NOT NULL, project_ids TEXT NOT NULL, status INTEGER NOT NULL,
-    code TEXT NOT NULL, request_id TEXT NOT NULL, access_key_id TEXT);
+    code TEXT NOT NULL, request_id TEXT NOT NULL, access_key_id TEXT, dropped INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS counts (action TEXT NOT NULL, project_id TEXT NOT NULL,
     n INTEGER NOT NULL, PRIMARY KEY (action, project_id));
 CREATE TABLE IF NOT EXISTS events (
@@ -222,7 +222,7 @@ class Store:
     def insert_call(self, call: CallRecord, cap: int) -> None:
         cur = self._db.execute(
             "INSERT INTO calls (time, action, params, version, project_ids, status, code, "
-            "request_id, access_key_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "request_id, access_key_id, dropped) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 call.time,
                 call.action,
@@ -233,6 +233,7 @@ class Store:
                 call.code,
                 call.request_id,
                 call.access_key_id,
+                int(call.dropped),
             ),
         )
         # project_id "" holds the per-action total (one per call, whatever it touched)
@@ -249,7 +250,7 @@ class Store:
     def calls(self, *, action: str | None = None, limit: int | None = None) -> list[CallRecord]:
         sql = (
             "SELECT time, action, params, version, project_ids, status, code, request_id, "
-            "access_key_id FROM calls"
+            "access_key_id, dropped FROM calls"
         )
         args: list[Any] = []
         if action:
@@ -259,8 +260,10 @@ class Store:
         args.append(-1 if limit is None else limit)
         rows = self._db.execute(sql, args).fetchall()
         return [
-            CallRecord(t, a, json.loads(p), v, tuple(x for x in ids.split(",") if x), s, c, r, k)
-            for t, a, p, v, ids, s, c, r, k in reversed(rows)
+            CallRecord(
+                t, a, json.loads(p), v, tuple(x for x in i.split(",") if x), s, c, r, k, bool(d)
+            )
+            for t, a, p, v, i, s, c, r, k, d in reversed(rows)
         ]
 
     def counts(self) -> list[tuple[str, str, int]]:

@@ -61,13 +61,24 @@ def manifest_document(name: str, project: ProjectLike) -> dict[str, Any]:
     return {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": name}, "spec": spec}
 
 
+class _Dumper(yaml.SafeDumper):
+    """Block style with list items indented under their key, like hand-written manifests."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
 def render_yaml(doc: dict[str, Any], project_id: str) -> str:
-    body = yaml.safe_dump(
-        doc, sort_keys=False, default_flow_style=False, allow_unicode=True, width=100
+    body = yaml.dump(
+        doc,
+        Dumper=_Dumper,
+        sort_keys=False,
+        default_flow_style=False,
+        allow_unicode=True,
+        width=100,
     )
-    return (
-        f"# Imported from VOD project {project_id} by `reconciler import` on {utc_now()}.\n" + body
-    )
+    head = f"# Imported from VOD project {project_id}\n# by `reconciler import` on {utc_now()}.\n"
+    return head + body
 
 
 def _check_free(name: str, path: Path, manifests: Path, force: bool, state_dir: Path) -> None:

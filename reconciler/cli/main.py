@@ -1,4 +1,4 @@
-"""Entry point: builds the argument parser from the command modules and maps errors to exit codes."""
+"""Entry point: builds the parser from the command modules, maps errors to exit codes."""
 
 from __future__ import annotations
 

@@ -259,9 +259,10 @@ def _with_drift(change: Change, d: ProjectDrift, entry: Mapping[str, Any], heal:
         if change.action != "noop":
             return replace(change, reasons=(*kept, reason), drift=True)
         # record=True lists the project in the plan; recording the unchanged spec is harmless
+        fix = "apply --heal creates it again" if d.deleted else "apply --heal reverts it"
         return replace(
             change,
-            reasons=(f"{reason} (apply --heal reverts it)", *kept),
+            reasons=(f"{reason} ({fix})", *kept),
             diff=change.diff + d.entries,
             record=True,
             drift=True,
@@ -281,11 +282,11 @@ def _with_drift(change: Change, d: ProjectDrift, entry: Mapping[str, Any], heal:
     if change.action == "render" or (change.action == "update" and not d.render_drift):
         why = f"{reason}; this {change.action} reverts it"
         return replace(change, reasons=(*kept, why), drift=True)
-    action = "render" if d.render_drift else "update"
+    action, how = ("render", "a render") if d.render_drift else ("update", "an update")
     return replace(
         change,
         action=action,
-        reasons=(f"{reason}; --heal {action}s the desired spec", *kept),
+        reasons=(f"{reason}; --heal reverts it with {how}", *kept),
         diff=d.heal_diff(change.spec),
         record=False,
         drift=True,
@@ -329,8 +330,8 @@ def plan(
         deletable = []
     if len(deletable) > options.max_deletes:
         refusals.append(
-            f"refusing to prune {len(deletable)} projects: more than --max-deletes "
-            f"{options.max_deletes}"
+            f"refusing to prune {len(deletable)} project{'s' if len(deletable) != 1 else ''}: "
+            f"more than --max-deletes {options.max_deletes}"
         )
         deletable = []
     for name, entry in orphans:
@@ -347,5 +348,7 @@ def plan(
             why = "manifest removed; kept remotely (use apply --prune to delete)"
             if entry.get("annotations", {}).get(PRUNE_ANNOTATION) == "disabled":
                 why = f"manifest removed; protected by annotation {PRUNE_ANNOTATION}: disabled"
+            elif options.prune and refusals and entry.get("project_id"):
+                why = "manifest removed; not deleted: pruning was refused (see below)"
             changes.append(Change(name, "orphan", entry.get("project_id"), (why,)))
     return Plan(tuple(changes), tuple(refusals))

@@ -75,7 +75,8 @@ class ProducedRecorder:
                             event["error_code"] = u.error_code
                         store.record(event)
                         outcomes.append((name, "recorded"))
-                store.snapshot()
+                if store.pending_events:
+                    store.snapshot()
             finally:
                 store.close()
         return outcomes
@@ -109,13 +110,14 @@ def verify(
     """None when the request is authentic; otherwise why not (for the log, never a secret)."""
     if not timestamp or not sig:
         return "missing X-VOD-TIMESTAMP / X-VOD-SIGNATURE"
-    if not timestamp.isdigit():
+    if not (timestamp.isascii() and timestamp.isdigit()):
         return "X-VOD-TIMESTAMP is not a Unix time"
     if abs(now - int(timestamp)) > freshness:
         return f"X-VOD-TIMESTAMP is more than {freshness:.0f}s away from now"
+    given = sig.lower().encode()  # bytes: compare_digest refuses non-ASCII str
     for key in keys:  # several keys: accept old and new during a rotation
         for url in urls:
-            if hmac.compare_digest(signature(url, timestamp, key), sig.lower()):
+            if hmac.compare_digest(signature(url, timestamp, key).encode(), given):
                 return None
     return "X-VOD-SIGNATURE does not match"
 
@@ -150,10 +152,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer(200, {"ok": True})  # a health check for load balancers and tests
 
     def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.headers.get("Content-Length") or "0"
+        length = int(raw) if raw.isascii() and raw.isdigit() else MAX_BODY + 1
         if length > MAX_BODY:
             self.close_connection = True
-            self._answer(413, {"error": "body too large"})
+            self._answer(413, {"error": "body too large or without a valid length"})
             return
         body = self.rfile.read(length) if length > 0 else b""
         status, doc = self.server.receiver.receive(self.path, dict(self.headers.items()), body)
@@ -244,12 +247,9 @@ class CallbackReceiver:
 
     def drain(self, timeout: float) -> bool:
         """Wait until every accepted event was recorded (or given up); False on timeout."""
-        deadline = time.monotonic() + timeout
-        while self._queue.unfinished_tasks:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.01)
-        return True
+        done = self._queue.all_tasks_done  # the condition Queue.join() waits on
+        with done:
+            return done.wait_for(lambda: not self._queue.unfinished_tasks, timeout)
 
     def __enter__(self) -> CallbackReceiver:
         return self.start() if self._httpd is None else self
@@ -331,4 +331,7 @@ class CallbackReceiver:
         if result.outcome == "unknown":
             log.info("callback for unknown media %s ignored", item.media_id)
         if self._on_result is not None:
-            self._on_result(result)
+            try:
+                self._on_result(result)
+            except Exception:  # a broken hook must not stop the recording of later events
+                log.exception("callback result hook failed")

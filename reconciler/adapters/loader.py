@@ -15,6 +15,8 @@ Decisions (product.md §2 leaves them open):
   A YAML timeline file that a manifest references is not itself loaded as a manifest.
 - Only fully valid manifests are returned; a name used twice is an error at every use (also
   among invalid documents, so one run shows everything). YAML details: see ``yamlpos``.
+- With ``cache_dir`` an unchanged file is not parsed again (``manifest_cache``); YAML and the
+  pydantic models are imported on the first parse, so a fully cached run needs neither.
 """
 
 from __future__ import annotations
@@ -26,33 +28,16 @@ import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
-from yaml.nodes import Node, ScalarNode
-
-from reconciler.adapters.yamlpos import (
-    NULL,
-    NodeProblem,
-    SourceError,
-    compose,
-    compose_all,
-    decode_source,
-    find_loc,
-    locate,
-    position,
-    to_data,
-    yaml_error,
-)
-from reconciler.core.models import (
-    KIND,
-    Manifest,
-    Problem,
-    check_document,
-    check_timeline,
-    format_loc,
-)
 from reconciler.errors import ManifestIssue
+
+if TYPE_CHECKING:
+    from yaml.nodes import Node
+
+    from reconciler.adapters.manifest_cache import ManifestCache, Reads
+    from reconciler.adapters.yamlpos import NodeProblem, SourceError
+    from reconciler.core.models import Manifest, Problem
 
 __all__ = ["MAX_FILE_BYTES", "LoadResult", "Manifest", "load_manifests"]
 
@@ -75,12 +60,21 @@ class LoadResult:
         return not self.issues
 
 
+def __getattr__(name: str) -> object:
+    if name == "Manifest":  # re-exported lazily: core.models imports pydantic
+        from reconciler.core.models import Manifest
+
+        return Manifest
+    raise AttributeError(name)
+
+
 class _Context:
     def __init__(self, root: str) -> None:
         cwd = os.getcwd()
         self.prefix = cwd if cwd.endswith(os.sep) else cwd + os.sep
         self.issues: list[ManifestIssue] = []
         self.timelines: set[str] = set()  # real paths of the timeline files referenced
+        self.reads: Reads | None = None  # what the current file's load reads, for the cache
         base = root if os.path.isdir(root) else os.path.dirname(root)
         self.repo = os.path.realpath(_git_top(base) or base)
 
@@ -159,7 +153,9 @@ def _discover(root: str, paths: Sequence[Path] | None, ctx: _Context) -> list[st
     return list(unique.values())
 
 
-def _read(path: str) -> str | SourceError:
+def _read(path: str, ctx: _Context) -> str | SourceError:
+    from reconciler.adapters.yamlpos import SourceError, decode_source
+
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
@@ -173,6 +169,8 @@ def _read(path: str) -> str | SourceError:
         if not stat.S_ISREG(st.st_mode):
             return SourceError(1, 1, "not a regular file: remove it from the manifests")
         raw = fh.read(MAX_FILE_BYTES + 1) if st.st_size <= MAX_FILE_BYTES else b""
+    if ctx.reads is not None:
+        ctx.reads.read(path, st, raw)
     if st.st_size > MAX_FILE_BYTES or len(raw) > MAX_FILE_BYTES:
         mib = max(st.st_size, len(raw)) / 1024 / 1024
         return SourceError(
@@ -208,6 +206,9 @@ def _report_all(
     Returns the value positions converter problems took, so a model problem about the same
     value (a NaN that is also "not finite") is not reported twice.
     """
+    from reconciler.adapters.yamlpos import NodeProblem, find_loc, locate, position
+    from reconciler.core.models import format_loc
+
     used: set[Pos] = set()
     for p in found:
         if isinstance(p, NodeProblem):
@@ -224,6 +225,10 @@ def _report_all(
 
 
 def _json_timeline(text: str, path: str, ref: str, ctx: _Context) -> tuple[Any, Node | None]:
+    import yaml
+
+    from reconciler.adapters.yamlpos import compose, to_data
+
     dup: list[bool] = []
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -257,15 +262,26 @@ def _json_timeline(text: str, path: str, ref: str, ctx: _Context) -> tuple[Any, 
 def _timeline(
     spec_file: str, manifest: str, at: Pos, ref: str, ctx: _Context
 ) -> tuple[Any, str | None]:
+    import yaml
+
+    from reconciler.adapters.yamlpos import SourceError, compose, to_data, yaml_error
+    from reconciler.core.models import check_timeline
+
     target = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(manifest)), spec_file))
     repo, real = ctx.repo_for(manifest), os.path.realpath(target)
     if real != repo and not real.startswith(repo + os.sep):
+        if ctx.reads is not None:
+            ctx.reads.looked_for(target)
         msg = f"timelineFile {spec_file!r} points outside the repository: keep it inside"
         ctx.report(manifest, at, msg, ref, "spec.timelineFile")
         return None, None
     shown = ctx.display(target)
     ctx.timelines.add(real)
+    if ctx.reads is not None:
+        ctx.reads.timelines.append(real)
     if not os.path.isfile(target):
+        if ctx.reads is not None:
+            ctx.reads.looked_for(target)
         what = "is not a file" if os.path.exists(target) else "not found"
         msg = (
             f"timelineFile {spec_file!r} {what} (looked for {shown}): the path is relative "
@@ -273,7 +289,7 @@ def _timeline(
         )
         ctx.report(manifest, at, msg, ref, "spec.timelineFile")
         return None, shown
-    text = _read(target)
+    text = _read(target, ctx)
     if isinstance(text, SourceError):
         ctx.source(target, text, ref, "spec.timeline")
         return None, shown
@@ -300,6 +316,9 @@ def _timeline(
 
 
 def _document(node: Node, path: str, ctx: _Context) -> _Doc | None:
+    from reconciler.adapters.yamlpos import locate, position, to_data
+    from reconciler.core.models import KIND, Manifest, check_document
+
     data, converted = to_data(node)
     problems = check_document(data) if data is not None else []
     meta = data.get("metadata") if isinstance(data, dict) else None
@@ -338,7 +357,13 @@ def _document(node: Node, path: str, ctx: _Context) -> _Doc | None:
 
 
 def _file(path: str, ctx: _Context) -> list[_Doc]:
-    text = _read(path)
+    """Parse one manifest file (the work the cache saves)."""
+    import yaml
+    from yaml.nodes import ScalarNode
+
+    from reconciler.adapters.yamlpos import NULL, SourceError, compose_all, yaml_error
+
+    text = _read(path, ctx)
     if isinstance(text, SourceError):
         ctx.source(path, text)
         return []
@@ -371,14 +396,50 @@ def _collisions(docs: list[_Doc], ctx: _Context) -> list[Manifest]:
     return [d.manifest for d in docs if d.manifest and len(by_name[d.name]) == 1]
 
 
-def load_manifests(root: Path, paths: Sequence[Path] | None = None) -> LoadResult:
-    """Load every manifest under ``root`` (or only ``paths``); report every problem at once."""
+def _cached_file(path: str, ctx: _Context, cache: ManifestCache) -> list[_Doc]:
+    """``_file`` through the cache: reuse the entry of an unchanged file, else parse and keep."""
+    from reconciler.adapters.manifest_cache import CachedManifest, Reads
+
+    key = os.path.abspath(path)
+    hit = cache.get(key)
+    if hit is not None:
+        ctx.issues += hit.issues
+        ctx.timelines.update(hit.timelines)
+        return [_Doc(name, at, ref, m) for name, at, ref, m in hit.docs]  # type: ignore[arg-type]
+    start, ctx.reads = len(ctx.issues), Reads()
+    try:
+        docs = _file(path, ctx)
+        reads = ctx.reads
+    finally:
+        ctx.reads = None
+    kept = [
+        (d.name, d.at, d.ref, CachedManifest.of(d.manifest) if d.manifest else None) for d in docs
+    ]
+    cache.put(key, reads, kept, ctx.issues[start:])
+    return [_Doc(name, at, ref, m) for name, at, ref, m in kept]  # type: ignore[arg-type]
+
+
+def load_manifests(
+    root: Path, paths: Sequence[Path] | None = None, *, cache_dir: Path | None = None
+) -> LoadResult:
+    """Load every manifest under ``root`` (or only ``paths``); report every problem at once.
+
+    With ``cache_dir`` (the plan cache, ``state/cache``) unchanged files are not parsed again;
+    the manifests returned then carry their canonical hashes for the planner.
+    """
     ctx = _Context(os.fspath(root))
     files = _discover(os.fspath(root), paths, ctx)
+    cache = None
+    if cache_dir is not None:
+        from reconciler.adapters.manifest_cache import ManifestCache
+
+        scope = (ctx.prefix, ctx.repo, os.path.abspath(root))
+        cache = ManifestCache(cache_dir, scope)
     loaded, found_before = [], len(ctx.issues)
     for path in files:
         start = len(ctx.issues)
-        loaded.append((path, _file(path, ctx), start, len(ctx.issues)))
+        docs = _file(path, ctx) if cache is None else _cached_file(path, ctx, cache)
+        loaded.append((path, docs, start, len(ctx.issues)))
     if ctx.timelines:  # a YAML timeline file among the manifests is not itself a manifest
         names = {os.path.basename(t) for t in ctx.timelines}
         loaded = [
@@ -389,4 +450,6 @@ def load_manifests(root: Path, paths: Sequence[Path] | None = None) -> LoadResul
         own = [i for f in loaded for i in ctx.issues[f[2] : f[3]]]
         ctx.issues = ctx.issues[:found_before] + own
     manifests = _collisions([doc for f in loaded for doc in f[1]], ctx)
+    if cache is not None and not ctx.issues:  # a rejected catalogue leaves state/ untouched
+        cache.save()
     return LoadResult(manifests, sorted(ctx.issues), [Path(f[0]) for f in loaded])

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from reconciler.core.state import STATE_FORMAT_VERSION, State, apply_event
+from reconciler.core.state import EVENT_TYPES, STATE_FORMAT_VERSION, State, apply_event
 from reconciler.errors import LockHeldError, StateCorruptError, StateError
 
 STATE_FILE = "state.json"
@@ -88,18 +88,32 @@ class StateStore:
 
     def _read_snapshot(self) -> State | None:
         path = self.dir / STATE_FILE
-        if not path.exists():
-            return None
         backup = self.dir / BACKUP_FILE
         restore = (
             f"restore it from {backup} (cp {backup} {path}) or from git"
             if backup.exists()
             else "restore it from git (git checkout -- state/)"
         )
+        if not path.exists():
+            # Snapshots are replaced atomically, never removed: a backup or a journal that
+            # continues a snapshot means state.json was lost, and starting over would
+            # create and render every project a second time.
+            if backup.exists() or (self._journal_start() or (None, 0))[1] > 0:
+                raise StateCorruptError(
+                    f"{path} is missing, but {self.dir} holds a state "
+                    "(reconciler never starts over on its own)",
+                    hint=restore,
+                )
+            return None
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             if not isinstance(data, dict):
                 raise ValueError("not a JSON object")
+            projects = data.get("projects")
+            if not isinstance(projects, dict) or not all(
+                isinstance(v, dict) for v in projects.values()
+            ):
+                raise ValueError("no 'projects' object of project entries")
             version = int(data.get("format_version", 0))
             if version > STATE_FORMAT_VERSION:
                 raise StateError(
@@ -129,24 +143,46 @@ class StateStore:
             except ValueError:
                 if i >= len(lines) - 2:  # a torn final line: the crash hit mid-append
                     break
-                raise StateCorruptError(
-                    f"{path}:{i + 1} is damaged", hint="restore state/ from git"
-                ) from None
+                raise self._damaged(path, i + 1, "not JSON") from None
+            event = record.get("event") if isinstance(record, dict) else None
+            if not isinstance(event, dict) or event.get("type") not in EVENT_TYPES:
+                raise self._damaged(path, i + 1, "not a state event")
             if record.get("lineage") != state.lineage or record.get("base") != state.serial:
                 continue  # belongs to an older snapshot that was already written
-            apply_event(state, record["event"], history=self.history)
+            try:
+                apply_event(state, event, history=self.history)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise self._damaged(path, i + 1, f"event missing {exc}") from None
             applied += 1
         return applied
 
-    def _journal_lineage(self) -> str | None:
-        """The lineage of a journal written before any snapshot existed (a crashed first run)."""
+    def _damaged(self, path: Path, line: int, why: str) -> StateCorruptError:
+        return StateCorruptError(
+            f"{path}:{line} is damaged ({why}); nothing was changed",
+            hint=f"{self.dir / STATE_FILE} (the last snapshot) is intact and "
+            f"{self.dir / BACKUP_FILE} holds the one before; the journal holds what "
+            f"happened since: repair or delete line {line} by hand, or restore state/ "
+            "from git. Do not delete the whole journal: it records renders already paid for",
+        )
+
+    def _journal_start(self) -> tuple[str, int] | None:
+        """(lineage, base serial) of the journal's first line, if it is readable."""
         try:
             with open(self.dir / JOURNAL_FILE, encoding="utf-8") as fh:
                 first = json.loads(fh.readline() or "{}")
         except (OSError, ValueError):
             return None
-        lineage = first.get("lineage") if isinstance(first, dict) else None
-        return lineage if isinstance(lineage, str) and first.get("base") == 0 else None
+        if not isinstance(first, dict):
+            return None
+        lineage, base = first.get("lineage"), first.get("base")
+        if not isinstance(lineage, str) or not isinstance(base, int):
+            return None
+        return lineage, base
+
+    def _journal_lineage(self) -> str | None:
+        """The lineage of a journal written before any snapshot existed (a crashed first run)."""
+        start = self._journal_start()
+        return start[0] if start is not None and start[1] == 0 else None
 
     def load(self) -> State:
         state = self._read_snapshot() or State(lineage=self._journal_lineage() or str(uuid.uuid4()))
@@ -275,5 +311,38 @@ def state_lock(
         finally:
             os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def clear_lock(directory: Path, *, force: bool = False) -> tuple[str, dict[str, Any]]:
+    """``state unlock``: what was done ("free", "stale" or "forced") and the recorded holder.
+
+    A lock whose holder died is free already (the kernel dropped the flock); only its holder
+    record is left, and it is wiped. A lock still held is removed only with ``force`` (a
+    holder that hangs, or runs on another machine): the holder then excludes nobody.
+    """
+    path = directory / LOCK_FILE
+    holder = read_holder(directory)
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return "free", {}
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not force:
+                raise StateError(
+                    f"the state in {directory} is locked by {describe_holder(holder)}, "
+                    "which is still running",
+                    hint="let it finish or stop it; `state unlock --force` removes the lock "
+                    "anyway (only for a holder that hangs or runs on another machine)",
+                ) from None
+            path.unlink(missing_ok=True)
+            return "forced", holder
+        os.ftruncate(fd, 0)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return ("stale" if holder else "free"), holder
     finally:
         os.close(fd)

@@ -102,9 +102,9 @@ def execute(
 
     def report(outcome: Outcome) -> None:
         nonlocal done
-        if outcome.action in ("unchanged",) or quiet:
+        if quiet or (outcome.action == "unchanged" and not outcome.detail):
             return
-        if tty and outcome.action not in ("orphaned", "recorded"):
+        if tty and outcome.action not in ("orphaned", "recorded", "unchanged"):
             done += 1
             print(f"\r[{done}/{total}] ", end="", file=sys.stderr)
         print(_line(outcome), flush=True)
@@ -171,5 +171,11 @@ def run(args: argparse.Namespace) -> int:
         )
         if err.hint:
             print(f"  hint: {err.hint}", file=sys.stderr)
+        if err.ambiguous:
+            print(
+                "  the next apply asks VOD what happened (GetEditingProject / "
+                "SearchEditingProject) before it submits anything again: nothing is paid twice",
+                file=sys.stderr,
+            )
     waited = wait_cmd.after_apply(settings, the_plan, args) if args.wait else EXIT_OK
     return EXIT_ERROR if result.failures or the_plan.refusals or waited else EXIT_OK

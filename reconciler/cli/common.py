@@ -105,7 +105,7 @@ def load_valid(settings: Settings, *, skip_invalid: bool = False) -> LoadResult:
             f"manifests directory {settings.manifests} does not exist",
             hint="pass --manifests DIR or create it",
         )
-    result = load_manifests(settings.manifests)
+    result = load_manifests(settings.manifests, cache_dir=settings.state / "cache")
     if result.issues:
         if not skip_invalid:
             raise ManifestError(result.issues)

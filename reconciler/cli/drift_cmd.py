@@ -52,9 +52,9 @@ def render_text(report: DriftReport, stream: IO[str]) -> None:
         print(f"! {name}: could not be checked: {str(err).splitlines()[0]}", file=stream)
     for name, why in sorted(report.skipped.items()):
         print(f"  {name}: skipped: {why}", file=stream)
-    n = len(report.drifted)
+    n, m = len(report.drifted), len(report.projects)
     print(
-        f"Drift: {n} of {len(report.projects)} checked project{'s' if n != 1 else ''} "
+        f"Drift: {n} of {m} checked project{'s' if m != 1 else ''} "
         f"drifted, {len(report.errors)} could not be checked, {len(report.skipped)} skipped.",
         file=stream,
     )

@@ -50,9 +50,18 @@ def register(subparsers: Any) -> None:
         metavar="MEDIA_ID",
         help="renders using this MediaId fail (repeatable)",
     )
+    serve.add_argument(
+        "--reject-media",
+        action="append",
+        metavar="MEDIA_ID",
+        help="renders using this MediaId are refused at once, InvalidParameter (repeatable)",
+    )
     serve.add_argument("--latency", type=float, help="added latency per request, seconds")
     serve.add_argument("--latency-jitter", type=float, help="extra random latency, seconds")
     serve.add_argument("--qps-limit", type=float, help="global QPS before Throttling.User")
+    serve.add_argument(
+        "--throttle-rate", type=float, help="share of requests answered Throttling.User"
+    )
     serve.add_argument("--error-rate", type=float, help="share of requests answered 500/503")
     serve.add_argument(
         "--drop-rate", type=float, help="share of processed requests whose answer is dropped"
@@ -86,6 +95,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         "latency",
         "latency_jitter",
         "qps_limit",
+        "throttle_rate",
         "error_rate",
         "drop_rate",
         "seed",
@@ -99,6 +109,8 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         changes["permissive_media"] = False
     if args.fail_media:
         changes["fail_media_ids"] = frozenset(args.fail_media)
+    if args.reject_media:
+        changes["reject_media_ids"] = frozenset(args.reject_media)
     if args.drop_action:
         changes["drop_actions"] = frozenset(args.drop_action)
     return EmulatorConfig.from_env().replace(**changes)

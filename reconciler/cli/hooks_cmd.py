@@ -93,12 +93,23 @@ def _require_target(args: argparse.Namespace) -> None:
 
 
 def _clone_hooks() -> Path:
-    return gitutil.hooks_dir(gitutil.toplevel(Path.cwd()))
+    try:
+        top = gitutil.toplevel(Path.cwd())
+    except gitutil.GitError:
+        raise HookError(
+            f"{Path.cwd()} is not inside a git clone",
+            hint="run `reconciler hooks ... --pre-push` from your clone",
+        ) from None
+    return gitutil.hooks_dir(top)
 
 
 def _bare_repo(path: Path) -> Path:
     repo = path.resolve()
-    if not repo.is_dir() or not gitutil.is_bare(repo):
+    try:
+        bare = repo.is_dir() and gitutil.is_bare(repo)
+    except gitutil.GitError:
+        bare = False
+    if not bare:
         raise HookError(
             f"{path} is not a bare git repository",
             hint="create one with `git init --bare -b main REPO`",

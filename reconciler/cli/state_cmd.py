@@ -5,19 +5,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 from reconciler.adapters.config import resolve_settings
 from reconciler.adapters.state import (
-    LOCK_FILE,
     StateStore,
+    clear_lock,
     describe_holder,
-    read_holder,
     state_lock,
 )
 from reconciler.cli.main import EXIT_OK
+from reconciler.core.models import NAME_PATTERN
 from reconciler.errors import StateError
 
 
@@ -37,7 +38,15 @@ def register(sub: Any) -> None:
     mv = verbs.add_parser("mv", help="rename a project in the state (no render)")
     mv.add_argument("old")
     mv.add_argument("new")
-    verbs.add_parser("unlock", help="remove a lock left behind (only if its holder is gone)")
+    unlock = verbs.add_parser(
+        "unlock", help="clear a lock whose holder is gone (--force: one still held)"
+    )
+    unlock.add_argument(
+        "--force",
+        action="store_true",
+        help="remove the lock even though a process holds it (one that hangs, or runs on "
+        "another machine): it then excludes nobody",
+    )
     p.set_defaults(func=run)
 
 
@@ -57,9 +66,17 @@ def run(args: argparse.Namespace) -> int:
     )
     directory = settings.state
     if args.verb == "unlock":
-        holder = read_holder(directory)
-        (directory / LOCK_FILE).unlink(missing_ok=True)
-        print(f"removed the lock (last holder: {describe_holder(holder)})")
+        done, holder = clear_lock(directory, force=args.force)
+        if done == "free":
+            print(f"the state in {directory} is not locked")
+        elif done == "stale":
+            print(f"no process holds the lock; cleared the record of {describe_holder(holder)}")
+        else:
+            print(
+                f"removed the lock held by {describe_holder(holder)}; if that process still "
+                "runs, stop it: it no longer excludes other runs",
+                file=sys.stderr,
+            )
         return EXIT_OK
     if args.verb in ("list", "show"):
         store = StateStore(directory)
@@ -84,6 +101,11 @@ def run(args: argparse.Namespace) -> int:
             else:
                 _entry(store, args.old)
                 assert store.state is not None
+                if len(args.new) > 128 or not re.match(NAME_PATTERN, args.new):
+                    raise StateError(
+                        f"{args.new!r} is not a valid manifest name",
+                        hint="lower-case letters, digits, '.', '_' and '-', at most 128",
+                    )
                 if args.new in store.state.projects:
                     raise StateError(f"{args.new!r} is already in the state")
                 store.record({"type": "moved", "name": args.old, "new_name": args.new})

@@ -124,14 +124,14 @@ def _refresh(settings: Settings, table: list[dict[str, Any]]) -> None:
 
 def _print_text(table: list[dict[str, Any]], refresh: bool) -> None:
     now = datetime.now(UTC)
-    head = f"{'NAME':<28} {'PROJECT':<34} {'HASH':<12}  {'STATUS':<13} {'MEDIA':<34} {'AGE':>5}"
+    head = f"{'NAME':<28} {'PROJECT':<34} {'HASH':<12}  {'STATUS':<14} {'MEDIA':<34} {'AGE':>5}"
     print(head + ("  REMOTE" if refresh else ""))
     for r in table:
         status = "Failed" if r["failed"] else r["status"]
         age = _age(r["finished_at"] or r["submitted_at"] or r["applied_at"], now)
         line = (
             f"{r['name']:<28} {r['project_id'] or '-':<34} {(r['render_hash'] or '-')[7:19]:<12}  "
-            f"{status:<13} {r['media_id'] or '-':<34} {age:>5}"
+            f"{status:<14} {r['media_id'] or '-':<34} {age:>5}"
         )
         print(line + (f"  {r.get('remote', '-')}" if refresh else ""))
         if r["error_code"]:
@@ -151,13 +151,11 @@ def run(args: argparse.Namespace) -> int:
     settings = common.settings_from(args)
     state = StateStore(settings.state, history=settings.history).peek()
     wanted = [*args.names, *args.only]
+    selector = common.plan_options(args).selector
     table = [
         r
         for r in rows(state.projects, wanted, settings.history)
-        if all(
-            state.projects[r["name"]].get("labels", {}).get(k) == v
-            for k, v in common.plan_options(args).selector.items()
-        )
+        if all(state.projects[r["name"]].get("labels", {}).get(k) == v for k, v in selector.items())
     ]
     missing = [n for n in wanted if n not in state.projects]
     if args.refresh and table:

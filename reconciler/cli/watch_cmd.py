@@ -14,8 +14,10 @@ import dataclasses
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -27,7 +29,7 @@ from reconciler.cli import apply_cmd, common
 from reconciler.cli.main import EXIT_OK
 from reconciler.core.planner import Plan, PlanOptions, plan
 from reconciler.engine.apply import ApplyResult
-from reconciler.errors import ConfigError
+from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.triggers.cache import ManifestCache, Snapshot
 from reconciler.triggers.watch import Batch, FileObserver, WatchLoop
 
@@ -173,7 +175,18 @@ class Watcher:
 
     @staticmethod
     def _on_error(batch: Batch, result: object, error: BaseException | None) -> None:
-        if error is not None:
+        if error is not None and not isinstance(error, ReconcilerError):
+            # A bug: keep the traceback out of the user's face, but keep it (as main does).
+            fd, path = tempfile.mkstemp(prefix="reconciler-crash-", suffix=".log")
+            with os.fdopen(fd, "w") as fh:
+                fh.write("".join(traceback.format_exception(error)))
+            print(
+                f"watch #{batch.number}: internal error (a bug in reconciler; the traceback "
+                f"is in {path}); still watching",
+                file=sys.stderr,
+                flush=True,
+            )
+        elif error is not None:
             print(
                 f"watch #{batch.number}: error: {error} (will retry; still watching)",
                 file=sys.stderr,

@@ -23,6 +23,22 @@ USERDATA_KEYS = ("userData",)
 
 def canonicalize(value: Any) -> Any:
     """Sorted keys, integral floats as ints (5 == 5.0), -0.0 as 0; everything else as is."""
+    kind = type(value)  # exact-type fast paths first: this runs once per value of every spec
+    if kind is dict:
+        if all(type(k) is str for k in value):
+            return {k: canonicalize(value[k]) for k in sorted(value)}
+        return {str(k): canonicalize(value[k]) for k in sorted(value, key=str)}
+    if kind is list:
+        return [canonicalize(v) for v in value]
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is float:
+        return int(value) if math.isfinite(value) and value == int(value) else value
+    return _canonicalize_other(value)
+
+
+def _canonicalize_other(value: Any) -> Any:
+    """Subclasses of the JSON types and tuples: the same rules, by ``isinstance``."""
     if isinstance(value, dict):
         return {str(k): canonicalize(value[k]) for k in sorted(value, key=str)}
     if isinstance(value, list | tuple):
@@ -51,6 +67,12 @@ def canonical_json(value: Any) -> str:
 
 def _digest(value: Any) -> str:
     return "sha256:" + hashlib.sha256(canonical_json(value).encode()).hexdigest()
+
+
+def _digest_canonical(value: Any) -> str:
+    """``_digest`` of a value already in canonical form (skips canonicalising it again)."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def _subset(spec: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
@@ -82,3 +104,24 @@ def applied_spec(spec: dict[str, Any]) -> dict[str, Any]:
     keys = ("projectId", *RENDER_KEYS, *METADATA_KEYS, *USERDATA_KEYS)
     result: dict[str, Any] = canonicalize(_subset(spec, keys))
     return result
+
+
+@dataclass(frozen=True)
+class SpecDigest:
+    """What the planner needs to recognise an unchanged spec without reading it again:
+    the hashes of its applied form and its ``projectId`` (which decides adoption)."""
+
+    hashes: SpecHashes
+    project_id: str | None
+
+
+def spec_digest(spec: dict[str, Any]) -> SpecDigest:
+    """``spec_hashes(applied_spec(spec))`` and the projectId, canonicalising only once."""
+    applied = applied_spec(spec)
+    hashes = SpecHashes(
+        render=_digest_canonical(_subset(applied, RENDER_KEYS)),
+        metadata=_digest_canonical(_subset(applied, METADATA_KEYS)),
+        userdata=_digest_canonical(_subset(applied, USERDATA_KEYS)),
+    )
+    project_id = applied.get("projectId")
+    return SpecDigest(hashes, project_id if isinstance(project_id, str) else None)

@@ -8,13 +8,14 @@ remote project changed outside git, see ``reconciler.core.drift``) is only repor
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Protocol
 
 from reconciler.core.canonical import (
     CANONICAL_VERSION,
     METADATA_KEYS,
     RENDER_KEYS,
+    SpecDigest,
     SpecHashes,
     applied_spec,
     spec_hashes,
@@ -67,6 +68,10 @@ class Change:
     verify: bool = False  # an interrupted call must be checked remotely before acting
     pending: dict[str, Any] | None = None  # the interrupted call's journaled intent
     drift: bool = False  # the remote project changed outside git (see the reasons)
+    # When an apply last changed this project remotely (state times, the engine's clock): VOD's
+    # ModifiedTime must be later for an interrupted render that left the Timeline as it was
+    # to count as having happened (see ``reconciler.engine.apply``).
+    last_change_at: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -112,14 +117,33 @@ def _selected(name: str, labels: Mapping[str, str], options: PlanOptions) -> boo
 
 
 def _hashes_of(entry: Mapping[str, Any], state: State) -> SpecHashes | None:
-    """Stored hashes, re-derived from the stored spec when the canonical form changed."""
-    spec = entry.get("spec")
-    if spec is None:
+    """Stored hashes, re-derived from the stored spec when the canonical form changed.
+
+    The stored spec itself is read only when it must be re-hashed (a state store may load
+    it lazily): the state writes ``spec`` and ``hashes`` together.
+    """
+    if "spec" not in entry:
         return None
-    if state.canonical_version != CANONICAL_VERSION or "hashes" not in entry:
-        return spec_hashes(spec)
-    h = entry["hashes"]
-    return SpecHashes(render=h["render"], metadata=h["metadata"], userdata=h["userdata"])
+    h = entry.get("hashes")
+    if state.canonical_version == CANONICAL_VERSION and h is not None:
+        return SpecHashes(render=h["render"], metadata=h["metadata"], userdata=h["userdata"])
+    spec = entry["spec"]
+    return None if spec is None else spec_hashes(spec)
+
+
+def _last_change_at(entry: Mapping[str, Any] | None) -> str | None:
+    """The latest time the state records for a call that changed this project remotely."""
+    if not entry:
+        return None
+    times = (
+        entry.get("applied_at"),
+        entry.get("created_at"),
+        (entry.get("last_render") or {}).get("submitted_at"),
+        (entry.get("failed") or {}).get("at"),
+        entry.get("seen_modified_at"),  # VOD's ModifiedTime when an interrupted call was settled
+    )
+    known = [t for t in times if isinstance(t, str) and t]
+    return max(known) if known else None  # one fixed UTC format: text order is time order
 
 
 def _changed_keys(diff: Iterable[DiffEntry]) -> list[str]:
@@ -134,10 +158,68 @@ def _changed_keys(diff: Iterable[DiffEntry]) -> list[str]:
     return keys
 
 
+class _UpToDate(Change):
+    """An "up to date" noop decided from a precomputed ``SpecDigest``: its canonical spec is
+    built only if something reads ``spec`` (at catalogue scale, nothing usually does)."""
+
+    @property
+    def spec(self) -> dict[str, Any] | None:
+        if "_spec" not in self.__dict__:
+            self.__dict__["_spec"] = self.__dict__.pop("_build")()
+        spec: dict[str, Any] | None = self.__dict__["_spec"]
+        return spec
+
+    @spec.setter
+    def spec(self, value: dict[str, Any] | None) -> None:
+        self.__dict__["_spec"] = value
+
+    def __eq__(self, other: object) -> bool:  # equal to the Change the slow path builds
+        if not isinstance(other, Change):
+            return NotImplemented
+        return all(getattr(self, f.name) == getattr(other, f.name) for f in fields(Change))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    @classmethod
+    def of(cls, m: DesiredProject, project_id: str, digest: SpecDigest) -> Change:
+        change = cls.__new__(cls)
+        values = {f.name: f.default for f in fields(Change) if f.name != "spec"}
+        values |= {"name": m.name, "action": "noop", "project_id": project_id}
+        values |= {"reasons": ("up to date",), "diff": (), "hashes": digest.hashes}
+        values |= {"labels": dict(m.labels), "annotations": dict(m.annotations)}
+        change.__dict__.update(values, _build=lambda: applied_spec(m.spec))
+        return change
+
+
+def _up_to_date(
+    m: DesiredProject,
+    digest: SpecDigest,
+    entry: Mapping[str, Any] | None,
+    state: State,
+    options: PlanOptions,
+) -> bool:
+    """Exactly the conditions under which ``_plan_desired`` says "up to date"."""
+    if entry is None or entry.get("pending") or not entry.get("project_id"):
+        return False
+    if (digest.project_id and digest.project_id != entry["project_id"]) or m.name in options.force:
+        return False
+    return (
+        _hashes_of(entry, state) == digest.hashes
+        and entry.get("labels", {}) == dict(m.labels)
+        and entry.get("annotations", {}) == dict(m.annotations)
+    )
+
+
 def _plan_desired(m: DesiredProject, state: State, options: PlanOptions) -> Change:
-    spec = applied_spec(m.spec)
-    hashes = spec_hashes(spec)
     entry = state.projects.get(m.name)
+    # A cached manifest carries its digest: an unchanged project is then planned without
+    # canonicalising (or even reading) either spec.
+    digest: SpecDigest | None = getattr(m, "digest", None)
+    if digest is not None and _up_to_date(m, digest, entry, state, options):
+        assert entry is not None
+        return _UpToDate.of(m, entry["project_id"], digest)
+    spec = applied_spec(m.spec)
+    hashes = digest.hashes if digest is not None else spec_hashes(spec)
     common: dict[str, Any] = {
         "spec": spec,
         "hashes": hashes,
@@ -168,6 +250,8 @@ def _plan_desired(m: DesiredProject, state: State, options: PlanOptions) -> Chan
             "anything is submitted again"
         )
         action = "create" if op == "create" and not project_id else "render"
+        if action == "render":  # the project the intent named (an adopt has none recorded yet)
+            project_id = pending.get("project_id") or project_id or wanted_id
         return Change(
             m.name,
             action,
@@ -176,6 +260,7 @@ def _plan_desired(m: DesiredProject, state: State, options: PlanOptions) -> Chan
             tuple(diff_specs(entry.get("spec"), spec)),
             verify=True,
             pending=dict(pending),
+            last_change_at=_last_change_at(entry),
             **common,
         )
 
@@ -189,8 +274,11 @@ def _plan_desired(m: DesiredProject, state: State, options: PlanOptions) -> Chan
         )
 
     old = _hashes_of(entry, state)
-    diff = tuple(diff_specs(entry.get("spec"), spec))
     forced = m.name in options.force
+
+    def diff() -> tuple[DiffEntry, ...]:  # only for the changes that show one
+        return tuple(diff_specs(entry.get("spec"), spec))
+
     if old is None or old.render != hashes.render or forced:
         failed = entry.get("failed")
         if (
@@ -207,20 +295,30 @@ def _plan_desired(m: DesiredProject, state: State, options: PlanOptions) -> Chan
                     f"the last render of this spec failed permanently ({failed.get('code')}:"
                     f" {failed.get('message')}); change the spec or pass --retry-failed",
                 ),
-                diff,
+                diff(),
                 **common,
             )
+        changes = diff()
         render_reasons = (
             ["forced with --force"]
             if forced and old and old.render == hashes.render
-            else [f"{k} changed" for k in _changed_keys(diff) if k in RENDER_KEYS]
+            else [f"{k} changed" for k in _changed_keys(changes) if k in RENDER_KEYS]
             or ["spec changed"]
         )
-        return Change(m.name, "render", project_id, tuple(render_reasons), diff, **common)
-    if old.metadata != hashes.metadata:
-        reasons = tuple(f"{k} changed" for k in _changed_keys(diff) if k in METADATA_KEYS)
         return Change(
-            m.name, "update", project_id, reasons or ("metadata changed",), diff, **common
+            m.name,
+            "render",
+            project_id,
+            tuple(render_reasons),
+            changes,
+            last_change_at=_last_change_at(entry),
+            **common,
+        )
+    if old.metadata != hashes.metadata:
+        changes = diff()
+        reasons = tuple(f"{k} changed" for k in _changed_keys(changes) if k in METADATA_KEYS)
+        return Change(
+            m.name, "update", project_id, reasons or ("metadata changed",), changes, **common
         )
     if old.userdata != hashes.userdata:
         return Change(
@@ -228,7 +326,7 @@ def _plan_desired(m: DesiredProject, state: State, options: PlanOptions) -> Chan
             "noop",
             project_id,
             ("userData changed: recorded now, sent with the next render",),
-            diff,
+            diff(),
             record=True,
             **common,
         )

@@ -52,13 +52,13 @@ class State:
 # the journal's lines.
 EVENT_TYPES = frozenset(
     {
-        "intent",  # about to make a non-idempotent call: {op, render_hash, at}
+        "intent",  # about to make a non-idempotent call: {op, render_hash, project_id?, at}
         "created",  # AddEditingProject answered: {project_id, request_id, at}
         "rendered",  # ProduceEditingProjectVideo answered: {project_id, media_id, spec, hashes, ..}
         "updated",  # UpdateEditingProject answered: {spec, hashes, at}
         "recorded",  # state caught up without a paid call (noop, adopt, userData, verified)
         "failed",  # a permanent failure: {op, render_hash, code, message, request_id, at}
-        "cleared",  # an intent turned out not to have happened: {at}
+        "cleared",  # an intent turned out not to have happened: {at, seen_modified?}
         "deleted",  # remote project deleted: {request_id, at}
         "forgotten",  # state rm: forget without deleting remotely
         "moved",  # state mv: {new_name}
@@ -99,12 +99,16 @@ def apply_event(state: State, event: dict[str, Any], *, history: int = DEFAULT_H
         }
         if event.get("title") is not None:
             entry["pending"]["title"] = event["title"]
+        if event.get("project_id"):  # a render's target (an adopt has no project_id yet)
+            entry["pending"]["project_id"] = event["project_id"]
     elif kind == "created":
         entry["project_id"] = event["project_id"]
         entry["created_at"] = event["at"]
         entry.pop("pending", None)
     elif kind == "cleared":
         entry.pop("pending", None)
+        if event.get("seen_modified"):  # VOD's ModifiedTime when the intent was settled
+            entry["seen_modified_at"] = event["seen_modified"]
         if not entry.get("project_id") and not entry.get("spec"):
             state.projects.pop(name, None)
     elif kind in ("rendered", "updated", "recorded"):

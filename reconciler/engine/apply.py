@@ -10,20 +10,31 @@ the emulator.
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from reconciler.core.canonical import canonicalize, spec_hashes
+from reconciler.core.canonical import METADATA_KEYS, RENDER_KEYS, canonicalize, spec_hashes
 from reconciler.core.planner import Change, Plan
-from reconciler.engine.protocol import VodLike
+from reconciler.engine.protocol import ProjectLike, VodLike
 from reconciler.errors import VodError
 
 # How far apart the client's clock and VOD's may be when matching an interrupted call.
-CLOCK_TOLERANCE = timedelta(seconds=120)
+CLOCK_TOLERANCE = timedelta(seconds=30)
+# An interrupted render that leaves VOD's Timeline as the last apply left it (only
+# produceConfig/mediaMetadata changed, --force, --retry-failed) cannot be recognised by the
+# Timeline: it counts as having happened only if VOD's ModifiedTime (whole seconds) is at
+# least this much later than the last change the state records. Such a render is therefore
+# never sent sooner than RENDER_GAP + 1 s after that change, so a render that happened always
+# passes and an earlier call never does, while the two clocks are within 1 s of each other.
+RENDER_GAP = timedelta(seconds=2)
+PRODUCING = ("Producing", "Produced", "ProduceFailed")
+# Spec keys outside the Timeline: a diff touching only these leaves VOD's Timeline unchanged.
+_NOT_TIMELINE = frozenset((*RENDER_KEYS[1:], *METADATA_KEYS, "userData"))
 
 
 class Journal(Protocol):
@@ -74,6 +85,13 @@ def _parse_time(text: str | None) -> datetime | None:
         return None
 
 
+def _keeps_timeline(change: Change) -> bool:
+    """Whether rendering ``change`` leaves the remote Timeline as the state says it is."""
+    return change.action == "render" and all(
+        d.path.split(".", 1)[0].split("[", 1)[0] in _NOT_TIMELINE for d in change.diff
+    )
+
+
 class Executor:
     """Carries out one plan; ``run`` is the entry point."""
 
@@ -86,6 +104,8 @@ class Executor:
         clock: Callable[[], str] = utc_now,
         on_outcome: Callable[[Outcome], None] | None = None,
         known_project_ids: frozenset[str] = frozenset(),
+        now: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.journal = journal
         self.client = client
@@ -93,7 +113,10 @@ class Executor:
         self.clock = clock
         self.on_outcome = on_outcome
         self.known_project_ids = known_project_ids
+        self._now = now
+        self._sleep = sleep
         self._lock = threading.Lock()
+        self._claimed: set[str] = set()  # projects an interrupted create was matched with
 
     # ------------------------------------------------------------------ entry point
 
@@ -111,10 +134,13 @@ class Executor:
         loud = [c for c in plan.changes if c.action not in ("noop", "orphan")]
         for change in quiet:
             one(change)
-        if loud:
-            with ThreadPoolExecutor(max_workers=max(1, self.parallelism)) as pool:
-                for future in [pool.submit(one, c) for c in loud]:
-                    future.result()
+        # Interrupted calls are settled first: a project this run creates must not be
+        # mistaken (same title) for one an interrupted run created.
+        for batch in ([c for c in loud if c.verify], [c for c in loud if not c.verify]):
+            if batch:
+                with ThreadPoolExecutor(max_workers=max(1, self.parallelism)) as pool:
+                    for future in [pool.submit(one, c) for c in batch]:
+                        future.result()
         order = {c.name: i for i, c in enumerate(plan.changes)}
         result.outcomes.sort(key=lambda o: order.get(o.name, 0))
         return result
@@ -161,15 +187,18 @@ class Executor:
                     return Outcome(
                         change.name, "recorded", change.project_id, detail="; ".join(change.reasons)
                     )
-                return Outcome(change.name, "unchanged", change.project_id)
+                held = change.reasons != ("up to date",)  # e.g. a failed render not retried
+                detail = "; ".join(change.reasons) if held else ""
+                return Outcome(change.name, "unchanged", change.project_id, detail=detail)
             if change.action == "orphan":
                 return Outcome(
                     change.name, "orphaned", change.project_id, detail="; ".join(change.reasons)
                 )
             if change.verify:
                 settled = self._verify(change)
-                if settled is not None:
+                if isinstance(settled, Outcome):
                     return settled
+                change = settled
             handler = {
                 "create": self._create,
                 "render": self._render_change,
@@ -218,7 +247,8 @@ class Executor:
     def _render(self, change: Change, project_id: str) -> Outcome:
         spec = self._spec(change)
         render_hash = spec_hashes(spec).render
-        self._event("intent", change, op="render", render_hash=render_hash)
+        self._keep_render_gap(change)
+        self._event("intent", change, op="render", render_hash=render_hash, project_id=project_id)
         try:
             result = self.client.produce_editing_project_video(
                 project_id=project_id,
@@ -325,8 +355,17 @@ class Executor:
     def _pending(self, change: Change) -> dict[str, Any]:
         return {"at": None, **(change.pending or {})}
 
-    def _verify(self, change: Change) -> Outcome | None:
-        """Settle an interrupted call; None means "nothing happened, carry on as planned"."""
+    def _keep_render_gap(self, change: Change) -> None:
+        """Wait (rarely: only just after another change) so ``_render_happened`` can tell."""
+        last = _parse_time(change.last_change_at)
+        if last is None or not _keeps_timeline(change):
+            return
+        wait = (last + RENDER_GAP + timedelta(seconds=1)).timestamp() - self._now()
+        if wait > 0:
+            self._sleep(wait)
+
+    def _verify(self, change: Change) -> Outcome | Change:
+        """Settle an interrupted call: its outcome, or the change to carry on with."""
         pending = self._pending(change)
         since = _parse_time(pending.get("at"))
         since = since - CLOCK_TOLERANCE if since else None
@@ -340,10 +379,14 @@ class Executor:
                 and p.project_id not in self.known_project_ids
                 and (since is None or (_parse_time(p.creation_time) or since) >= since)
             ]
-            if not found:
+            with self._lock:  # two interrupted creates with one title must not share a project
+                found = [p for p in found if p.project_id not in self._claimed]
+                newest = max(found, key=lambda p: p.creation_time or "") if found else None
+                if newest is not None:
+                    self._claimed.add(newest.project_id)
+            if newest is None:
                 self._event("cleared", change)
-                return None
-            newest = max(found, key=lambda p: p.creation_time or "")
+                return change
             self._event("created", change, project_id=newest.project_id, request_id=None)
             out = self._render(change, newest.project_id)
             if out.ok:
@@ -352,17 +395,7 @@ class Executor:
             return out
         if pending.get("op") == "render" and change.project_id:
             project = self.client.get_editing_project(change.project_id)
-            modified = _parse_time(project.modified_time)
-            happened = (
-                project.status in ("Producing", "Produced", "ProduceFailed")
-                and modified is not None
-                and since is not None
-                and modified >= since
-            )
-            same = pending.get("render_hash") == spec_hashes(spec).render and canonicalize(
-                project.timeline or {}
-            ) == canonicalize(spec["timeline"])
-            if happened and same:
+            if self._render_happened(change, pending, project):
                 self._event(
                     "rendered", change, project_id=change.project_id, media_id=None, request_id=None
                 )
@@ -373,5 +406,32 @@ class Executor:
                     detail="an interrupted run's render had reached VOD; recorded, "
                     "not paid for twice",
                 )
-            self._event("cleared", change)
-        return None
+            # Whatever modified the project (even the interrupted call, for a spec since
+            # changed) is now known: the next render must come, and be judged, after it.
+            seen = project.modified_time
+            self._event("cleared", change, seen_modified=seen)
+            if seen and (change.last_change_at or "") < seen:
+                return replace(change, last_change_at=seen)
+        return change
+
+    def _render_happened(
+        self, change: Change, pending: dict[str, Any], project: ProjectLike
+    ) -> bool:
+        """Whether VOD shows the interrupted render of exactly this spec."""
+        spec = self._spec(change)
+        if pending.get("render_hash") != spec_hashes(spec).render:
+            return False  # the spec moved on: it needs its own render either way
+        if project.status not in PRODUCING or canonicalize(project.timeline or {}) != canonicalize(
+            spec["timeline"]
+        ):
+            return False  # a ProduceEditingProjectVideo would have set both
+        modified = _parse_time(project.modified_time)
+        if modified is None:
+            return False
+        if _keeps_timeline(change):
+            # The Timeline was already this: only a modification after the last recorded
+            # change (and the gap ``_keep_render_gap`` kept) shows the render arrived.
+            last = _parse_time(change.last_change_at)
+            return last is not None and modified >= last + RENDER_GAP
+        intent_at = _parse_time(pending.get("at"))
+        return intent_at is not None and modified >= intent_at - CLOCK_TOLERANCE

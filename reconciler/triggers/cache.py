@@ -136,13 +136,17 @@ class ManifestCache:
         manifests: list[Manifest] = []
         issues: list[ManifestIssue] = []
         owners: dict[str, set[Path]] = {}
-        for path in sorted(self._files):
+        # A YAML timeline file referenced by a manifest is not itself a manifest (as in a
+        # full load), though loading it on its own would report it as one.
+        timelines = {os.path.realpath(d) for e in self._files.values() for d in e.deps}
+        files = [p for p in sorted(self._files) if os.path.realpath(p) not in timelines]
+        for path in files:
             entry = self._files[path]
             for m in entry.manifests:
                 owners.setdefault(m.name, set()).add(path)
         clashing = sorted({p for files in owners.values() if len(files) > 1 for p in files})
         clash_result = self._loader(self.root, clashing) if clashing else None
-        for path in sorted(self._files):
+        for path in files:
             entry = self._files[path]
             issues += entry.issues
             if path not in clashing:

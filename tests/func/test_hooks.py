@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -40,10 +41,18 @@ class Remote:
     def server_state(self) -> Path:
         return self.bare / "reconciler" / "state"
 
-    def git(self, *args: str, cwd: Path | None = None, check: bool = True,
-            **env: str) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(["git", *args], cwd=cwd or self.clone, env={**self.env, **env},
-                              capture_output=True, text=True, timeout=60, check=False)
+    def git(
+        self, *args: str, cwd: Path | None = None, check: bool = True, **env: str
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            ["git", *args],
+            cwd=cwd or self.clone,
+            env={**self.env, **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         if check and proc.returncode != 0:
             raise AssertionError(f"git {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
         return proc
@@ -66,8 +75,6 @@ class Remote:
             emulator.close()
 
     def project_id(self, name: str) -> str:
-        import json
-
         state = json.loads((self.server_state / "state.json").read_text())
         project_id: str = state["projects"][name]["project_id"]
         return project_id
@@ -75,12 +82,19 @@ class Remote:
 
 @pytest.fixture
 def remote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Remote]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("GIT_", "RECONCILER_", "ALIBABA_CLOUD_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("GIT_", "RECONCILER_", "ALIBABA_CLOUD_"))
+    }
     env.update(
-        HOME=str(tmp_path / "home"), GIT_CONFIG_NOSYSTEM="1", GIT_AUTHOR_NAME="Ann Author",
-        GIT_AUTHOR_EMAIL="ann@example.com", GIT_COMMITTER_NAME="Ann Author",
-        GIT_COMMITTER_EMAIL="ann@example.com", GIT_TERMINAL_PROMPT="0",
+        HOME=str(tmp_path / "home"),
+        GIT_CONFIG_NOSYSTEM="1",
+        GIT_AUTHOR_NAME="Ann Author",
+        GIT_AUTHOR_EMAIL="ann@example.com",
+        GIT_COMMITTER_NAME="Ann Author",
+        GIT_COMMITTER_EMAIL="ann@example.com",
+        GIT_TERMINAL_PROMPT="0",
         # The hook runs in the environment of the push: use the embedded emulator, with its
         # data under the server-side state directory.
         RECONCILER_ENDPOINT="emulator",
@@ -108,8 +122,11 @@ def edit(path: Path, old: str, new: str) -> None:
 
 
 def remote_lines(proc: subprocess.CompletedProcess[str]) -> list[str]:
-    return [line[len("remote: "):].rstrip() for line in proc.stderr.splitlines()
-            if line.startswith("remote: ")]
+    return [
+        line[len("remote: ") :].rstrip()
+        for line in proc.stderr.splitlines()
+        if line.startswith("remote: ")
+    ]
 
 
 def test_push_renders_exactly_the_changed_projects(remote: Remote) -> None:
@@ -146,7 +163,8 @@ def test_a_failing_apply_never_rejects_the_push(remote: Remote) -> None:
     add_examples(remote, "brand-sting.yaml")
     (remote.clone / "manifests" / "broken.yaml").write_text(
         "apiVersion: reconciler/v1\nkind: EditingProject\nmetadata: {name: broken}\n"
-        "spec:\n  title: Broken\n  timeline: {VideoTracks: [{VideoTrackClips: [{In: 0}]}]}\n")
+        "spec:\n  title: Broken\n  timeline: {VideoTracks: [{VideoTrackClips: [{In: 0}]}]}\n"
+    )
     remote.commit("one broken manifest")
     proc = remote.push()
     assert proc.returncode == 0

@@ -6,6 +6,7 @@ event with deadlines. (The only pauses are the gaps between simulated editor sav
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import signal
@@ -20,10 +21,12 @@ from typing import Any
 import pytest
 
 from reconciler.adapters.config import resolve_settings
+from reconciler.adapters.loader import load_manifests
 from reconciler.adapters.state import state_lock
 from reconciler.cli.watch_cmd import Report, Watcher
 from reconciler.core.planner import PlanOptions
 from reconciler.errors import LockHeldError
+from reconciler.triggers.cache import ManifestCache
 from reconciler.triggers.watch import Batch, WatchLoop
 from tests.func.conftest import Project
 
@@ -42,10 +45,15 @@ class Recorder:
             self.items.append((batch, result, error))
             self._cond.notify_all()
 
+    def wait_until(self, predicate: Callable[[list[Any]], bool], timeout: float = DEADLINE) -> None:
+        with self._cond:
+            assert self._cond.wait_for(lambda: predicate(self.items), timeout), self.items
+
     def wait(self, count: int, timeout: float = DEADLINE) -> list[Any]:
         with self._cond:
             assert self._cond.wait_for(lambda: len(self.items) >= count, timeout), (
-                f"only {len(self.items)} of {count} reconciles within {timeout}s")
+                f"only {len(self.items)} of {count} reconciles within {timeout}s"
+            )
             return [result for _, result, _ in self.items]
 
 
@@ -132,6 +140,39 @@ def test_stop_during_debounce_ends_without_reconciling() -> None:
     assert not thread.is_alive() and calls == []
 
 
+# --------------------------------------------------------------------------- the file cache
+
+
+def test_the_cache_agrees_with_a_full_load_and_rereads_only_changes(project: Project) -> None:
+    cache = ManifestCache(project.manifests)
+
+    def check(expected_reread: set[str]) -> None:
+        snap = cache.refresh()
+        full = load_manifests(project.manifests)
+        assert sorted(m.name for m in snap.manifests) == sorted(m.name for m in full.manifests)
+        assert set(snap.issues) == set(full.issues)
+        assert {p.name for p in snap.reread} == expected_reread
+
+    check({"brand-sting.yaml", "spring-promo.yaml", "weekly-recap.yaml", "series.yaml"})
+    check(set())  # nothing changed: nothing read
+    sting = project.manifests / "brand-sting.yaml"
+    sting.write_text(sting.read_text() + "oops: [\n")
+    check({"brand-sting.yaml"})
+    dup = project.manifests / "campaigns" / "copy.yaml"  # a name used in two files
+    dup.write_text((project.manifests / "campaigns" / "spring-promo.yaml").read_text())
+    check({"copy.yaml"})
+    dup.unlink()
+    (project.manifests / "clips.timeline.yaml").write_text(  # a YAML timeline, not a manifest
+        "VideoTracks:\n  - VideoTrackClips:\n      - {MediaId: cc3308ac59615a54328bc3443b0e8011}\n"
+    )
+    sting.write_text(
+        "apiVersion: reconciler/v1\nkind: EditingProject\nmetadata: {name: brand-sting}\n"
+        "spec: {title: Sting, timelineFile: clips.timeline.yaml}\n"
+    )
+    check({"brand-sting.yaml", "clips.timeline.yaml"})
+    assert not cache.refresh().issues
+
+
 # --------------------------------------------------------------------------- real files
 
 
@@ -140,17 +181,32 @@ def start_watch(project: Project) -> Iterator[Callable[..., tuple[Watcher, Recor
     """Runs the real ``Watcher`` (observer + loop + session) in a thread; stops it after."""
     running: list[tuple[Watcher, threading.Thread]] = []
 
-    def start(*, debounce: float = 0.3, options: PlanOptions | None = None,
-              **flags: Any) -> tuple[Watcher, Recorder]:
-        settings = resolve_settings({"manifests": project.manifests, "state": project.state,
-                                     "endpoint": "emulator", **flags}, {}, project.root)
-        watcher = Watcher(settings, options or PlanOptions(), debounce=debounce)
+    def start(
+        *,
+        debounce: float = 0.3,
+        options: PlanOptions | None = None,
+        poll: bool = False,
+        **flags: Any,
+    ) -> tuple[Watcher, Recorder]:
+        settings = resolve_settings(
+            {
+                "manifests": project.manifests,
+                "state": project.state,
+                "endpoint": "emulator",
+                **flags,
+            },
+            {},
+            project.root,
+        )
+        watcher = Watcher(settings, options or PlanOptions(), debounce=debounce, poll=poll)
         seen = Recorder()
         watcher.loop.add_listener(seen)
         thread = threading.Thread(target=watcher.run, daemon=True)
         thread.start()
         running.append((watcher, thread))
-        assert isinstance(seen.wait(1)[0], Report)  # the initial reconcile
+        seen.wait(1)  # the initial reconcile
+        assert seen.items[0][2] is None, f"the initial reconcile failed: {seen.items[0][2]!r}"
+        assert isinstance(seen.items[0][1], Report)
         return watcher, seen
 
     yield start
@@ -164,8 +220,6 @@ def renders(project: Project, name: str | None = None) -> int:
     calls = project.calls("ProduceEditingProjectVideo")
     if name is None:
         return len(calls)
-    import json
-
     pid = json.loads((project.state / "state.json").read_text())["projects"][name]["project_id"]
     return sum(1 for c in calls if c.params.get("ProjectId") == pid)
 
@@ -192,7 +246,7 @@ def test_five_saves_in_200ms_are_one_reconcile(project: Project, start_watch: An
 def test_invalid_edit_is_reported_and_never_pruned_then_the_fix_applies(
     project: Project, start_watch: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    watcher, seen = start_watch(options=PlanOptions(prune=True))
+    _watcher, seen = start_watch(options=PlanOptions(prune=True))
     sting = project.manifests / "brand-sting.yaml"
     good = sting.read_text()
     sting.write_text(good + "oops: [\n")  # half-typed
@@ -220,7 +274,7 @@ def test_invalid_edit_is_reported_and_never_pruned_then_the_fix_applies(
 
 
 def test_a_timeline_file_change_renders_its_project(project: Project, start_watch: Any) -> None:
-    watcher, seen = start_watch(debounce=0.2)
+    _watcher, seen = start_watch(debounce=0.2)
     timeline = project.manifests / "recaps" / "weekly-recap.timeline.json"
     text = timeline.read_text()
     timeline.write_text(text.replace('"In": 4.5, "Out": 14.5', '"In": 5, "Out": 15'))
@@ -229,30 +283,55 @@ def test_a_timeline_file_change_renders_its_project(project: Project, start_watc
     assert renders(project, "weekly-recap") == 2
 
 
+def test_poll_mode_for_filesystems_without_events(project: Project, start_watch: Any) -> None:
+    _watcher, seen = start_watch(debounce=0.2, poll=True)
+    promo = project.manifests / "campaigns" / "spring-promo.yaml"
+    promo.write_text(promo.read_text().replace("Out: 12", "Out: 8"))
+    report: Report = seen.wait(2)[1]
+    assert report.result.counts["rendered"] == 1
+    assert report.snapshot.reread == [promo]
+
+
 def test_a_concurrent_apply_is_excluded_by_the_lock(project: Project, start_watch: Any) -> None:
     watcher, seen = start_watch(debounce=0.1, lock_timeout=0.1)
     watcher.loop.retry_delay = 0.2
     promo = project.manifests / "campaigns" / "spring-promo.yaml"
-    with state_lock(project.state):
+    with state_lock(project.state):  # what a concurrent `reconciler apply` holds
         promo.write_text(promo.read_text().replace("Out: 12", "Out: 9"))
         seen.wait(2)
-        assert isinstance(seen.items[1][2], LockHeldError)
+        assert isinstance(seen.items[1][2], LockHeldError)  # reported; the watch goes on
         assert renders(project, "spring-promo") == 1
-    retried: Report = seen.wait(3)[2]
-    assert seen.items[2][0].retry and retried.result.counts["rendered"] == 1
+    seen.wait_until(lambda items: items[-1][2] is None and len(items) > 2)
+    batch, retried, _ = seen.items[-1]
+    assert batch.retry and retried.result.counts["rendered"] == 1
+    assert all(isinstance(error, LockHeldError) for _, _, error in seen.items[1:-1])
+    assert renders(project, "spring-promo") == 2
 
 
 def test_ctrl_c_stops_cleanly_and_saves_state(project: Project) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("RECONCILER_ENDPOINT", None)
     proc = subprocess.Popen(
-        [sys.executable, "-P", "-m", "reconciler", "watch", "--endpoint", "emulator",
-         "--debounce", "0.1"],
-        cwd=project.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-P",
+            "-m",
+            "reconciler",
+            "watch",
+            "--endpoint",
+            "emulator",
+            "--debounce",
+            "0.1",
+        ],
+        cwd=project.root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lines: queue.Queue[str] = queue.Queue()
     assert proc.stdout is not None
-    reader = threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout or ()],
-                              daemon=True)
+    reader = threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout or ()], daemon=True)
     reader.start()
     try:
         first = lines.get(timeout=DEADLINE)

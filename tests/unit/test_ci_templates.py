@@ -65,8 +65,10 @@ def _lines(value: Any) -> list[str]:
 
 def github_jobs() -> dict[str, list[list[str]]]:
     data = yaml.safe_load(GITHUB.read_text())
-    return {name: [cmd for step in job["steps"] for cmd in reconciler_commands(step.get("run", ""))]
-            for name, job in data["jobs"].items()}
+    return {
+        name: [cmd for step in job["steps"] for cmd in reconciler_commands(step.get("run", ""))]
+        for name, job in data["jobs"].items()
+    }
 
 
 def gitlab_jobs() -> dict[str, list[list[str]]]:
@@ -81,13 +83,14 @@ def gitlab_jobs() -> dict[str, list[list[str]]]:
 
 
 def test_the_extractor_understands_shell() -> None:
-    script = ('reconciler plan --output markdown >> "$GITHUB_STEP_SUMMARY"\n'
-              "rc=0; reconciler apply || rc=$?\n"
-              "pip install 'reconciler[credentials]'\n"
-              "# reconciler commented out\n"
-              "reconciler \\\n  status\n")
-    assert reconciler_commands(script) == [["plan", "--output", "markdown"], ["apply"],
-                                           ["status"]]
+    script = (
+        'reconciler plan --output markdown >> "$GITHUB_STEP_SUMMARY"\n'
+        "rc=0; reconciler apply || rc=$?\n"
+        "pip install 'reconciler[credentials]'\n"
+        "# reconciler commented out\n"
+        "reconciler \\\n  status\n"
+    )
+    assert reconciler_commands(script) == [["plan", "--output", "markdown"], ["apply"], ["status"]]
 
 
 def test_github_template_shape() -> None:
@@ -101,9 +104,15 @@ def test_github_template_shape() -> None:
     runs = "\n".join(step.get("run", "") for step in plan_job["steps"])
     assert 'reconciler plan --output markdown >> "$GITHUB_STEP_SUMMARY"' in runs
     text = GITHUB.read_text()
-    for needle in ("ALIBABA_CLOUD_ROLE_ARN", "ALIBABA_CLOUD_OIDC_PROVIDER_ARN",
-                   "ALIBABA_CLOUD_OIDC_TOKEN_FILE", "reconciler[credentials]", "[skip ci]",
-                   "pull -q --rebase", "git add state/"):
+    for needle in (
+        "ALIBABA_CLOUD_ROLE_ARN",
+        "ALIBABA_CLOUD_OIDC_PROVIDER_ARN",
+        "ALIBABA_CLOUD_OIDC_TOKEN_FILE",
+        "reconciler[credentials]",
+        "[skip ci]",
+        "pull -q --rebase",
+        "git add state/",
+    ):
         assert needle in text, needle
 
 
@@ -113,9 +122,16 @@ def test_gitlab_template_shape() -> None:
     assert "merge_request_event" in data["reconciler-plan"]["rules"][0]["if"]
     assert "plan.md" in data["reconciler-plan"]["artifacts"]["paths"]
     text = GITLAB.read_text()
-    for needle in ("ALIBABA_CLOUD_ROLE_ARN", "ALIBABA_CLOUD_OIDC_PROVIDER_ARN",
-                   "ALIBABA_CLOUD_OIDC_TOKEN_FILE", "reconciler[credentials]", "[skip ci]",
-                   "pull -q --rebase", "git add state/", "id_tokens"):
+    for needle in (
+        "ALIBABA_CLOUD_ROLE_ARN",
+        "ALIBABA_CLOUD_OIDC_PROVIDER_ARN",
+        "ALIBABA_CLOUD_OIDC_TOKEN_FILE",
+        "reconciler[credentials]",
+        "[skip ci]",
+        "pull -q --rebase",
+        "git add state/",
+        "id_tokens",
+    ):
         assert needle in text, needle
 
 

@@ -90,8 +90,9 @@ def test_uninstall_keeps_a_local_hook_install_did_not_move(tmp_path: Path) -> No
 
 def test_chained_hook_gets_the_same_args_and_stdin(tmp_path: Path) -> None:
     out = tmp_path / "seen"
-    write_hook(tmp_path / "pre-push.local",
-               f'#!/bin/sh\necho "$@" > "{out}"\ncat >> "{out}"\nexit 3\n')
+    write_hook(
+        tmp_path / "pre-push.local", f'#!/bin/sh\necho "$@" > "{out}"\ncat >> "{out}"\nexit 3\n'
+    )
     code = run_chained(tmp_path / "pre-push", ["origin", "/srv/x.git"], b"refs/heads/main a b c\n")
     assert code == 3
     assert out.read_text() == "origin /srv/x.git\nrefs/heads/main a b c\n"
@@ -102,13 +103,33 @@ def test_parse_hook_input() -> None:
     old, new = "1" * 40, "2" * 40
     updates = gitutil.parse_post_receive(f"{old} {new} refs/heads/main\n{new} {'0' * 40} refs/x\n")
     assert [(u.ref, u.old, u.new, u.deleted) for u in updates] == [
-        ("refs/heads/main", old, new, False), ("refs/x", new, "0" * 40, True)]
+        ("refs/heads/main", old, new, False),
+        ("refs/x", new, "0" * 40, True),
+    ]
     pushed = gitutil.parse_pre_push(f"refs/heads/dev {new} refs/heads/main {old}\n\n")
     assert [(u.ref, u.new, u.remote_ref, u.old) for u in pushed] == [
-        ("refs/heads/dev", new, "refs/heads/main", old)]
+        ("refs/heads/dev", new, "refs/heads/main", old)
+    ]
 
 
-def test_git_env_drops_the_hook_context(monkeypatch: pytest.MonkeyPatch) -> None:
-    env = gitutil.git_env({"GIT_DIR": ".", "GIT_INDEX_FILE": "x", "PATH": "/bin",
-                           "GIT_AUTHOR_NAME": "a"})
+def test_git_env_drops_the_hook_context() -> None:
+    env = gitutil.git_env(
+        {"GIT_DIR": ".", "GIT_INDEX_FILE": "x", "PATH": "/bin", "GIT_AUTHOR_NAME": "a"}
+    )
     assert env == {"PATH": "/bin", "GIT_AUTHOR_NAME": "a"}
+
+
+def test_install_errors_are_user_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from reconciler.cli.main import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["hooks", "install"]) == 1
+    assert "--bare REPO" in capsys.readouterr().err
+    assert main(["hooks", "install", "--bare", str(tmp_path)]) == 1
+    assert "is not a bare git repository" in capsys.readouterr().err
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    assert main(["hooks", "uninstall", "--pre-push"]) == 1
+    err = capsys.readouterr().err
+    assert "not inside a git clone" in err and "Traceback" not in err

@@ -726,7 +726,7 @@ def test_retry_is_logged_without_secrets(caplog: pytest.LogCaptureFixture) -> No
     caplog.set_level(logging.DEBUG)
     make_client(Script(api_error("Throttling.User"), ok(PROJECT))).get_editing_project("p")
     assert (
-        "GetEditingProject: Throttling.User (RequestId req-Throttling.User); retry 1/5"
+        "GetEditingProject: Throttling.User (RequestId req-Throttling.User); retry 1/15"
         in caplog.text
     )
 

@@ -127,13 +127,15 @@ class Actions:
         given = parse_timeline(p["Timeline"]) if p.get("Timeline") else None
         if p.get("ProjectId"):
             project = self._project(p)
+            if given is None and project.timeline is None:
+                raise invalid("Timeline", "The project has no timeline to produce.")
+            self._reject(given or json.loads(project.timeline or "{}"))
             if given is not None:
                 self._apply(project, p, given)
-            elif project.timeline is None:
-                raise invalid("Timeline", "The project has no timeline to produce.")
             timeline: dict[str, Any] = given or json.loads(project.timeline or "{}")
         else:
             assert given is not None
+            self._reject(given)
             timeline = given
             project = self._new_project(
                 p.get("Title") or "",
@@ -220,6 +222,17 @@ class Actions:
             project.timeline = compact(timeline)
             project.duration = self._media.evaluate(timeline).duration
         project.modified_time = int(self._clock())
+
+    def _reject(self, timeline: dict[str, Any]) -> None:
+        """The ``reject_media_ids`` fault: refuse the production synchronously."""
+        if not self._config.reject_media_ids:
+            return
+        for track in timeline.get("VideoTracks") or []:
+            for clip in track.get("VideoTrackClips") or []:
+                if clip.get("MediaId") in self._config.reject_media_ids:
+                    raise invalid(
+                        "Timeline", f"The media {clip['MediaId']} cannot be used for production."
+                    )
 
     def _auto_cover(self, timeline: dict[str, Any]) -> str | None:
         """VOD uses the first video material's thumbnail when no CoverURL was given."""

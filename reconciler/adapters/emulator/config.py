@@ -32,11 +32,16 @@ class EmulatorConfig:
     default_media_duration: float = 60.0
     # MediaIds whose use in a timeline makes production fail (asynchronously).
     fail_media_ids: frozenset[str] = frozenset()
+    # MediaIds whose use in a timeline makes ProduceEditingProjectVideo fail at once with a
+    # permanent InvalidParameter (nothing is changed or produced).
+    reject_media_ids: frozenset[str] = frozenset()
     # Faults: latency (fixed + uniform jitter, seconds), global QPS limit (None = unlimited),
-    # random 5xx rate, and the rate of dropping the connection after a request was processed.
+    # random Throttling.User rate, random 5xx rate, and the rate of dropping the connection
+    # after a request was processed.
     latency: float = 0.0
     latency_jitter: float = 0.0
     qps_limit: float | None = None
+    throttle_rate: float = 0.0
     error_rate: float = 0.0
     drop_rate: float = 0.0
     drop_actions: frozenset[str] = frozenset()  # empty: any action may be dropped
@@ -53,7 +58,7 @@ class EmulatorConfig:
     host_id: str = field(default="")
 
     def __post_init__(self) -> None:
-        for name in ("error_rate", "drop_rate"):
+        for name in ("throttle_rate", "error_rate", "drop_rate"):
             rate = getattr(self, name)
             if not 0.0 <= rate <= 1.0:
                 raise ConfigError(f"emulator {name} must be between 0 and 1, got {rate}")
@@ -91,9 +96,11 @@ ENV_FIELDS: dict[str, str] = {
     "permissive_media": "bool",
     "default_media_duration": "float",
     "fail_media_ids": "set",
+    "reject_media_ids": "set",
     "latency": "float",
     "latency_jitter": "float",
     "qps_limit": "float",
+    "throttle_rate": "float",
     "error_rate": "float",
     "drop_rate": "float",
     "drop_actions": "set",

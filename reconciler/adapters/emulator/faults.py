@@ -1,4 +1,4 @@
-"""Fault injection: latency, a global QPS limit, random 5xx, and dropped answers.
+"""Fault injection: latency, a global QPS limit, random throttling and 5xx, dropped answers.
 
 All randomness comes from one ``random.Random(seed)``, so a seeded run fails the same requests
 every time (given the same request order).
@@ -41,7 +41,8 @@ class Faults:
             self._sleep(seconds)
 
     def admit(self) -> None:
-        """Apply the QPS limit (sliding 1-s window over admitted requests), then the 5xx rate."""
+        """Apply the QPS limit (sliding 1-s window over admitted requests), then the random
+        throttling and 5xx rates (both refuse the request before it is processed)."""
         limit = self._config.qps_limit
         if limit is not None:
             now = self._clock()
@@ -51,6 +52,8 @@ class Faults:
                 if len(self._window) >= limit:
                     raise ApiFault(*THROTTLED)
                 self._window.append(now)
+        if self._config.throttle_rate and self._random() < self._config.throttle_rate:
+            raise ApiFault(*THROTTLED)
         if self._config.error_rate and self._random() < self._config.error_rate:
             raise ApiFault(*(INTERNAL if self._random() < 0.5 else UNAVAILABLE))
 

@@ -214,7 +214,9 @@ def _paint(text: str, code: str, colour: bool) -> str:
 
 def render_plan_text(plan: Plan, *, stream: IO[str], verbose: bool = False) -> None:
     colour = use_colour(stream)
-    shown: list[Change] = [c for c in plan.changes if verbose or c.action != "noop" or c.record]
+    shown: list[Change] = [
+        c for c in plan.changes if verbose or c.action != "noop" or c.record or c.drift
+    ]
     for change in shown:
         sym = _SYMBOL[change.action]
         head = f"{sym} {change.action:<7} {change.name}"

@@ -356,19 +356,17 @@ def _with_drift(change: Change, d: ProjectDrift, entry: Mapping[str, Any], heal:
     if not heal:
         if change.action != "noop":
             return replace(change, reasons=(*kept, reason), drift=True)
-        # record=True lists the project in the plan; recording the unchanged spec is harmless
         fix = "apply --heal creates it again" if d.deleted else "apply --heal reverts it"
         return replace(
             change,
             reasons=(f"{reason} ({fix})", *kept),
             diff=change.diff + d.entries,
-            record=True,
             drift=True,
         )
     if d.deleted:
         if change.spec.get("projectId"):
             why = f"{reason}; not recreated: spec.projectId names the deleted project"
-            return replace(change, reasons=(why, *kept), record=True, drift=True)
+            return replace(change, reasons=(why, *kept), drift=True)
         return replace(
             change,
             action="create",

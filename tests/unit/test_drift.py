@@ -119,7 +119,7 @@ def test_drift_is_reported_as_noop_without_heal() -> None:
     drift = drift_of("a", s, Remote(title="X"))
     p = plan([M("a", {"title": "T", "timeline": TIMELINE})], state_with("a", s), drift=drift)
     (change,) = p.changes
-    assert change.action == "noop" and change.drift and change.record  # record: listed
+    assert change.action == "noop" and change.drift and not change.record  # report only
     assert change.reasons[0].startswith("drift: title changed outside git")
     assert "up to date" not in change.reasons
     assert [str(e) for e in change.diff] == ['title: "T" -> "X"']

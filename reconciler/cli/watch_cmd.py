@@ -61,6 +61,20 @@ def register(sub: Any) -> None:
         "manifest is invalid)",
     )
     p.add_argument("--max-deletes", type=int, default=10, metavar="N")
+    p.add_argument(
+        "--callbacks-port",
+        type=int,
+        metavar="PORT",
+        help="also receive VOD ProduceMediaComplete callbacks on 127.0.0.1:PORT and record "
+        "the final render status (as `reconciler callbacks serve`)",
+    )
+    p.add_argument(
+        "--callback-key",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="private key for the X-VOD-SIGNATURE check of callbacks (repeatable)",
+    )
     p.set_defaults(func=run)
 
 
@@ -239,9 +253,23 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
+    receiver = None
+    if args.callbacks_port is not None:
+        from reconciler.adapters.callbacks import CallbackReceiver
+
+        receiver = CallbackReceiver(
+            settings.state,
+            port=args.callbacks_port,
+            private_keys=args.callback_key,
+            history=settings.history,
+            lock_timeout=settings.lock_timeout,
+        ).start()
+        print(f"receiving callbacks on {receiver.url}", file=sys.stderr, flush=True)
     try:
         watcher.run()
     finally:
+        if receiver is not None:
+            receiver.stop()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     print("watch stopped; state saved", file=sys.stderr)

@@ -8,7 +8,7 @@ remote project changed outside git, see ``reconciler.core.drift``) is only repor
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any, Protocol
 
 from reconciler.core.canonical import (
@@ -181,14 +181,45 @@ class _UpToDate(Change):
     __hash__ = None  # type: ignore[assignment]
 
     @classmethod
-    def of(cls, m: DesiredProject, project_id: str, digest: SpecDigest) -> Change:
+    def of(
+        cls,
+        m: DesiredProject,
+        project_id: str,
+        digest: SpecDigest,
+        labels: dict[str, str],
+        annotations: dict[str, str],
+    ) -> Change:
         change = cls.__new__(cls)
-        values = {f.name: f.default for f in fields(Change) if f.name != "spec"}
-        values |= {"name": m.name, "action": "noop", "project_id": project_id}
-        values |= {"reasons": ("up to date",), "diff": (), "hashes": digest.hashes}
-        values |= {"labels": dict(m.labels), "annotations": dict(m.annotations)}
-        change.__dict__.update(values, _build=lambda: applied_spec(m.spec))
+        fixed, factories = _noop_template()
+        change.__dict__.update(fixed, **{name: make() for name, make in factories.items()})
+        change.__dict__.update(
+            name=m.name,
+            project_id=project_id,
+            hashes=digest.hashes,
+            labels=labels,
+            annotations=annotations,
+            _build=lambda: applied_spec(m.spec),
+        )
         return change
+
+
+_TEMPLATE: list[tuple[dict[str, Any], dict[str, Any]]] = []
+
+
+def _noop_template() -> tuple[dict[str, Any], dict[str, Any]]:
+    """Field values of an "up to date" noop: (plain defaults, default factories)."""
+    if not _TEMPLATE:
+        fixed: dict[str, Any] = {"action": "noop", "reasons": ("up to date",), "diff": ()}
+        factories: dict[str, Any] = {}
+        for f in fields(Change):
+            if f.name in fixed or f.name in ("name", "spec", "project_id", "hashes"):
+                continue
+            if f.default_factory is not MISSING:
+                factories[f.name] = f.default_factory
+            else:
+                fixed[f.name] = f.default
+        _TEMPLATE.append((fixed, factories))
+    return _TEMPLATE[0]
 
 
 def _up_to_date(
@@ -197,6 +228,8 @@ def _up_to_date(
     entry: Mapping[str, Any] | None,
     state: State,
     options: PlanOptions,
+    labels: dict[str, str],
+    annotations: dict[str, str],
 ) -> bool:
     """Exactly the conditions under which ``_plan_desired`` says "up to date"."""
     if entry is None or entry.get("pending") or not entry.get("project_id"):
@@ -205,8 +238,8 @@ def _up_to_date(
         return False
     return (
         _hashes_of(entry, state) == digest.hashes
-        and entry.get("labels", {}) == dict(m.labels)
-        and entry.get("annotations", {}) == dict(m.annotations)
+        and entry.get("labels", {}) == labels
+        and entry.get("annotations", {}) == annotations
     )
 
 
@@ -215,9 +248,11 @@ def _plan_desired(m: DesiredProject, state: State, options: PlanOptions) -> Chan
     # A cached manifest carries its digest: an unchanged project is then planned without
     # canonicalising (or even reading) either spec.
     digest: SpecDigest | None = getattr(m, "digest", None)
-    if digest is not None and _up_to_date(m, digest, entry, state, options):
-        assert entry is not None
-        return _UpToDate.of(m, entry["project_id"], digest)
+    if digest is not None:
+        labels, annotations = dict(m.labels), dict(m.annotations)
+        if _up_to_date(m, digest, entry, state, options, labels, annotations):
+            assert entry is not None
+            return _UpToDate.of(m, entry["project_id"], digest, labels, annotations)
     spec = applied_spec(m.spec)
     hashes = digest.hashes if digest is not None else spec_hashes(spec)
     common: dict[str, Any] = {

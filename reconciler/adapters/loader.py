@@ -53,7 +53,11 @@ Pos = tuple[int, int]
 class LoadResult:
     manifests: list[Manifest]  # the valid ones, in file order
     issues: list[ManifestIssue]  # sorted; empty when the whole set is valid
-    files: list[Path] = field(default_factory=list)  # every manifest file looked at
+    paths: list[str] = field(default_factory=list)  # every manifest file looked at, as found
+
+    @property
+    def files(self) -> list[Path]:  # built on demand: 10,000 Paths cost a cached plan 25 ms
+        return [Path(p) for p in self.paths]
 
     @property
     def valid(self) -> bool:
@@ -131,7 +135,8 @@ def _walk(top: str, ancestors: dict[tuple[int, int], str], out: list[str], ctx: 
     return None
 
 
-def _discover(root: str, paths: Sequence[Path] | None, ctx: _Context) -> list[str]:
+def _discover(root: str, paths: Sequence[Path] | None, ctx: _Context) -> list[tuple[str, str]]:
+    """(absolute path, path as found) of every manifest file, without duplicates."""
     files: list[str] = []
     for target in [root] if paths is None else [os.fspath(p) for p in paths]:
         if os.path.isdir(target):
@@ -150,7 +155,7 @@ def _discover(root: str, paths: Sequence[Path] | None, ctx: _Context) -> list[st
     unique: dict[str, str] = {}
     for f in files:
         unique.setdefault(os.path.abspath(f), f)
-    return list(unique.values())
+    return list(unique.items())
 
 
 def _read(path: str, ctx: _Context) -> str | SourceError:
@@ -396,11 +401,10 @@ def _collisions(docs: list[_Doc], ctx: _Context) -> list[Manifest]:
     return [d.manifest for d in docs if d.manifest and len(by_name[d.name]) == 1]
 
 
-def _cached_file(path: str, ctx: _Context, cache: ManifestCache) -> list[_Doc]:
+def _cached_file(key: str, path: str, ctx: _Context, cache: ManifestCache) -> list[_Doc]:
     """``_file`` through the cache: reuse the entry of an unchanged file, else parse and keep."""
     from reconciler.adapters.manifest_cache import CachedManifest, Reads
 
-    key = os.path.abspath(path)
     hit = cache.get(key)
     if hit is not None:
         ctx.issues += hit.issues
@@ -436,9 +440,9 @@ def load_manifests(
         scope = (ctx.prefix, ctx.repo, os.path.abspath(root))
         cache = ManifestCache(cache_dir, scope)
     loaded, found_before = [], len(ctx.issues)
-    for path in files:
+    for key, path in files:
         start = len(ctx.issues)
-        docs = _file(path, ctx) if cache is None else _cached_file(path, ctx, cache)
+        docs = _file(path, ctx) if cache is None else _cached_file(key, path, ctx, cache)
         loaded.append((path, docs, start, len(ctx.issues)))
     if ctx.timelines:  # a YAML timeline file among the manifests is not itself a manifest
         names = {os.path.basename(t) for t in ctx.timelines}
@@ -452,4 +456,4 @@ def load_manifests(
     manifests = _collisions([doc for f in loaded for doc in f[1]], ctx)
     if cache is not None and not ctx.issues:  # a rejected catalogue leaves state/ untouched
         cache.save()
-    return LoadResult(manifests, sorted(ctx.issues), [Path(f[0]) for f in loaded])
+    return LoadResult(manifests, sorted(ctx.issues), [f[0] for f in loaded])

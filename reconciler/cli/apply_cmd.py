@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import time
 from typing import Any
@@ -87,6 +88,35 @@ def summary_line(result: ApplyResult, seconds: float) -> str:
     )
 
 
+def result_document(result: ApplyResult, seconds: float) -> dict[str, Any]:
+    """``apply --output json``: one document, per-project outcomes and the counts."""
+    outcomes = []
+    for o in result.outcomes:
+        item: dict[str, Any] = {
+            "name": o.name,
+            "action": o.action,
+            "project_id": o.project_id,
+            "media_id": o.media_id,
+            "request_id": o.request_id,
+            "detail": o.detail or None,
+        }
+        if o.error is not None:
+            item["error"] = {
+                "code": o.error.code,
+                "message": o.error.message,
+                "request_id": o.error.request_id,
+                "retryable": o.error.retryable,
+                "ambiguous": o.error.ambiguous,
+            }
+        outcomes.append(item)
+    return {
+        "format_version": 1,
+        "outcomes": outcomes,
+        "summary": dict(result.counts),
+        "seconds": round(seconds, 3),
+    }
+
+
 def execute(
     settings: Any,
     the_plan: Plan,
@@ -155,12 +185,17 @@ def run(args: argparse.Namespace) -> int:
                 for change in the_plan.changes:  # a deletion is announced before it happens
                     if change.action == "delete":
                         print(f"deleting {change.name} ({change.project_id}): {change.reasons[0]}")
-                result = execute(settings, the_plan, store, holder=holder)
+                as_json = args.output == "json"
+                result = execute(settings, the_plan, store, holder=holder, quiet=as_json)
             finally:
                 store.close()
     finally:
         holder.close()
-    print(summary_line(result, time.monotonic() - started))
+    seconds = time.monotonic() - started
+    if args.output == "json":
+        json.dump(result_document(result, seconds), sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+    print(summary_line(result, seconds), file=sys.stderr if args.output == "json" else sys.stdout)
     for failure in result.failures:
         err = failure.error
         assert err is not None

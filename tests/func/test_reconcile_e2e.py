@@ -119,3 +119,14 @@ def test_failed_project_does_not_stop_others(
     assert "InvalidEditingProject.NotFound" in out.err
     assert "RequestId" in out.err
     assert f"{EXAMPLES - 1} created" in out.out
+
+
+def test_apply_json_output(project: Project, capsys: pytest.CaptureFixture[str]) -> None:
+    assert project.run("apply", "--output", "json") == 0
+    out = capsys.readouterr()
+    doc = json.loads(out.out)
+    assert doc["format_version"] == 1
+    assert doc["summary"] == {"created": EXAMPLES}
+    assert {o["action"] for o in doc["outcomes"]} == {"created"}
+    assert all(o["project_id"] and o["media_id"] for o in doc["outcomes"])
+    assert "Apply complete" in out.err

@@ -209,7 +209,10 @@ def main(argv: list[str] | None = None) -> int:
     catalogue = Catalogue(args.dir / "manifests", args.n, args.seed)
     catalogue.write()
     files, size = count_files(args.dir / "manifests")
-    print(f"{len(catalogue.projects)} projects in {files} files ({size / 1e6:.1f} MB) under {args.dir}")
+    print(
+        f"{len(catalogue.projects)} projects in {files} files ({size / 1e6:.1f} MB) "
+        f"under {args.dir}"
+    )
     return 0
 
 

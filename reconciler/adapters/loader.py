@@ -21,6 +21,7 @@ Decisions (product.md §2 leaves them open):
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -137,15 +138,18 @@ def _walk(top: str, ancestors: dict[tuple[int, int], str], out: list[str], ctx: 
 
 def _discover(root: str, paths: Sequence[Path] | None, ctx: _Context) -> list[tuple[str, str]]:
     """(absolute path, path as found) of every manifest file, without duplicates."""
-    files: list[str] = []
+    files: list[tuple[str, str]] = []
     for target in [root] if paths is None else [os.fspath(p) for p in paths]:
         if os.path.isdir(target):
             found: list[str] = []
             st = os.stat(target)
             _walk(target, {(st.st_dev, st.st_ino): target}, found, ctx)
-            files += sorted(found)
+            # os.path.abspath of each, cheaply: scandir paths are target + clean names
+            cut = len(target if target.endswith(os.sep) else target + os.sep)
+            base = os.path.join(os.path.abspath(target), "")
+            files += [(base + f[cut:], f) for f in sorted(found)]
         elif os.path.lexists(target):
-            files.append(target)
+            files.append((os.path.abspath(target), target))
         elif paths is None:
             ctx.report(
                 target, _START, "manifests directory not found: create it or pass --manifests DIR"
@@ -153,8 +157,8 @@ def _discover(root: str, paths: Sequence[Path] | None, ctx: _Context) -> list[tu
         else:
             ctx.report(target, _START, "no such file or directory")
     unique: dict[str, str] = {}
-    for f in files:
-        unique.setdefault(os.path.abspath(f), f)
+    for absolute, f in files:
+        unique.setdefault(absolute, f)
     return list(unique.items())
 
 
@@ -173,7 +177,13 @@ def _read(path: str, ctx: _Context) -> str | SourceError:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             return SourceError(1, 1, "not a regular file: remove it from the manifests")
-        raw = fh.read(MAX_FILE_BYTES + 1) if st.st_size <= MAX_FILE_BYTES else b""
+        raw = b""
+        if st.st_size <= MAX_FILE_BYTES:
+            # read(MAX + 1) would allocate 5 MiB per file; a file that grew meanwhile is
+            # still read up to one byte over the limit
+            raw = fh.read(st.st_size + 1)
+            if len(raw) > st.st_size:
+                raw += fh.read(MAX_FILE_BYTES + 1 - len(raw))
     if ctx.reads is not None:
         ctx.reads.read(path, st, raw)
     if st.st_size > MAX_FILE_BYTES or len(raw) > MAX_FILE_BYTES:
@@ -440,10 +450,11 @@ def load_manifests(
         scope = (ctx.prefix, ctx.repo, os.path.abspath(root))
         cache = ManifestCache(cache_dir, scope)
     loaded, found_before = [], len(ctx.issues)
-    for key, path in files:
-        start = len(ctx.issues)
-        docs = _file(path, ctx) if cache is None else _cached_file(key, path, ctx, cache)
-        loaded.append((path, docs, start, len(ctx.issues)))
+    with contextlib.nullcontext() if cache is None else cache.bulk():
+        for key, path in files:
+            start = len(ctx.issues)
+            docs = _file(path, ctx) if cache is None else _cached_file(key, path, ctx, cache)
+            loaded.append((path, docs, start, len(ctx.issues)))
     if ctx.timelines:  # a YAML timeline file among the manifests is not itself a manifest
         names = {os.path.basename(t) for t in ctx.timelines}
         loaded = [

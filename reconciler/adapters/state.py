@@ -191,8 +191,11 @@ class StateStore:
         return state
 
     def peek(self) -> State:
-        """Load without keeping anything open: for read-only commands."""
-        return self.load()
+        """Load without keeping anything open: for read-only commands (through the read
+        cache in ``cache/``, which only ever gives what ``load`` would; see state_cache)."""
+        from reconciler.adapters.state_cache import peek
+
+        return peek(self)
 
     # ----------------------------------------------------------------------- writing
 
@@ -256,10 +259,13 @@ class StateStore:
 
 
 def _holder_info() -> dict[str, Any]:
+    program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
+    if program == "__main__.py":  # `python -m reconciler ...`: name the package
+        program = Path(sys.argv[0]).parent.name
     return {
         "pid": os.getpid(),
         "host": socket.gethostname(),
-        "command": " ".join(sys.argv[:6])[:200],
+        "command": " ".join([program, *sys.argv[1:6]])[:200],
         "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 

@@ -25,8 +25,12 @@ def canonicalize(value: Any) -> Any:
     """Sorted keys, integral floats as ints (5 == 5.0), -0.0 as 0; everything else as is."""
     kind = type(value)  # exact-type fast paths first: this runs once per value of every spec
     if kind is dict:
-        if all(type(k) is str for k in value):
-            return {k: canonicalize(value[k]) for k in sorted(value)}
+        try:
+            keys = sorted(value)  # str keys (always, from JSON or YAML): sorted as they are
+        except TypeError:  # mixed key types
+            keys = None
+        if keys is not None and (not keys or type(keys[0]) is str):
+            return {k: canonicalize(value[k]) for k in keys}
         return {str(k): canonicalize(value[k]) for k in sorted(value, key=str)}
     if kind is list:
         return [canonicalize(v) for v in value]

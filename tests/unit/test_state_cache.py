@@ -1,0 +1,126 @@
+"""The state read cache: ``peek`` through it gives exactly what ``load`` gives."""
+
+from __future__ import annotations
+
+import copy
+import json
+import pickle
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.adapters import manifest_cache, state_cache
+from reconciler.adapters.state import StateStore
+from reconciler.adapters.state_cache import CACHE_FILE, LazyEntry
+
+ENTRY = {
+    "project_id": "p1",
+    "created_at": "2026-01-01T00:00:00Z",
+    "labels": {"team": "t"},
+    "annotations": {},
+    "spec": {"title": "T", "timeline": {"VideoTracks": []}},
+    "hashes": {"render": "r", "metadata": "m", "userdata": "u"},
+    "applied_at": "2026-01-01T00:00:00Z",
+    "last_render": {"media_id": "x", "status": "Producing"},
+    "history": [{"media_id": "x", "status": "Producing"}],
+}
+
+
+def lazy() -> LazyEntry:
+    eager, order, blob = state_cache._row(copy.deepcopy(ENTRY))
+    assert blob is not None
+    return LazyEntry(eager, order, blob)
+
+
+def test_lazy_entry_answers_without_decoding_until_it_must() -> None:
+    entry = lazy()
+    assert entry.get("project_id") == "p1" and entry["hashes"]["render"] == "r"
+    assert "spec" in entry and "nope" not in entry and len(entry) == len(ENTRY)
+    assert entry._blob is not None  # still deferred
+    assert entry.get("spec") == ENTRY["spec"]
+    assert entry._blob is None
+
+
+@pytest.mark.parametrize(
+    "use",
+    [
+        lambda e: e == ENTRY,
+        lambda e: ENTRY == e,  # noqa: SIM300 (the plain dict on the left, on purpose)
+        lambda e: list(e) == list(ENTRY),
+        lambda e: list(e.items()) == list(ENTRY.items()),
+        lambda e: dict(e) == ENTRY,
+        lambda e: {**e} == ENTRY,
+        lambda e: json.dumps(e) == json.dumps(ENTRY),
+        lambda e: json.dumps(e, indent=1) == json.dumps(ENTRY, indent=1),
+        lambda e: copy.deepcopy(e) == ENTRY and type(copy.deepcopy(e)) is dict,
+        lambda e: copy.copy(e) == ENTRY,
+        lambda e: pickle.loads(pickle.dumps(e)) == ENTRY,
+        lambda e: repr(e) == repr(ENTRY),
+        lambda e: e["spec"] == ENTRY["spec"],
+        lambda e: e.pop("history") == ENTRY["history"] and "history" not in e,
+    ],
+)
+def test_lazy_entry_is_the_entry(use: Any) -> None:
+    assert use(lazy())
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> StateStore:
+    """A state with two projects, its files treated as old enough to trust."""
+    monkeypatch.setattr(state_cache, "RACY_NS", -(10**18))
+    store = StateStore(tmp_path / "state")
+    store.load()
+    for name in ("a", "b"):
+        store.record({"type": "created", "name": name, "at": "t", "project_id": f"p-{name}"})
+        store.record(
+            {
+                "type": "rendered",
+                "name": name,
+                "at": "t",
+                "project_id": f"p-{name}",
+                "media_id": "m",
+                "spec": ENTRY["spec"],
+                "hashes": ENTRY["hashes"],
+                "labels": {},
+                "annotations": {},
+            }
+        )
+    store.snapshot()
+    store.record({"type": "forgotten", "name": "b"})  # and one journaled event
+    store.close()
+    return StateStore(tmp_path / "state")
+
+
+def test_peek_through_the_cache_equals_load(store: StateStore) -> None:
+    expected = StateStore(store.dir).load().to_json()
+    first = store.peek()
+    assert (store.dir / "cache" / CACHE_FILE).is_file()
+    second = StateStore(store.dir).peek()
+    assert any(isinstance(e, LazyEntry) for e in second.projects.values())
+    assert first.to_json() == expected == second.to_json()
+    assert json.dumps(second.to_json()) == json.dumps(expected)
+
+
+def test_a_new_event_invalidates(store: StateStore) -> None:
+    store.peek()
+    writer = StateStore(store.dir)
+    writer.load()
+    writer.record({"type": "forgotten", "name": "a"})
+    writer.close()
+    assert StateStore(store.dir).peek().projects == {}
+
+
+def test_recently_written_state_is_not_cached(
+    store: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(state_cache, "RACY_NS", manifest_cache.RACY_NS)
+    store.peek()
+    assert not (store.dir / "cache" / CACHE_FILE).exists()
+
+
+def test_a_damaged_cache_is_ignored(store: StateStore) -> None:
+    store.peek()
+    path = store.dir / "cache" / CACHE_FILE
+    path.write_bytes(path.read_bytes()[:100])
+    assert StateStore(store.dir).peek().to_json() == StateStore(store.dir).load().to_json()

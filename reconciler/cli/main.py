@@ -13,21 +13,24 @@ from importlib import import_module
 from reconciler.errors import ManifestError, ReconcilerError
 
 # One module per verb; each exposes ``register(subparsers)`` which sets ``func`` on its parser.
-COMMAND_MODULES = (
-    "validate_cmd",
-    "plan_cmd",
-    "apply_cmd",
-    "status_cmd",
-    "schema_cmd",
-    "emulator_cmd",
-    "state_cmd",
-    "watch_cmd",
-    "hooks_cmd",
-    "wait_cmd",
-    "drift_cmd",
-    "import_cmd",
-    "callbacks_cmd",
-)
+# Only the verb being run is imported (start-up time is most of a no-op plan); the others get
+# a placeholder carrying their one-line help, so `reconciler --help` still lists them all.
+VERBS = {
+    "validate": ("validate_cmd", "check manifests offline"),
+    "plan": ("plan_cmd", "show what apply would do"),
+    "apply": ("apply_cmd", "make VOD match the manifests"),
+    "status": ("status_cmd", "show the recorded state per project"),
+    "wait": ("wait_cmd", "wait for queued renders to finish"),
+    "drift": ("drift_cmd", "compare remote projects with the last apply (exit 3 on drift)"),
+    "import": ("import_cmd", "bring an existing project under git"),
+    "state": ("state_cmd", "inspect or edit the state"),
+    "watch": ("watch_cmd", "watch the manifests and apply on change"),
+    "hooks": ("hooks_cmd", "install or remove the git hooks"),
+    "callbacks": ("callbacks_cmd", "receive VOD production callbacks"),
+    "emulator": ("emulator_cmd", "run the local VOD emulator"),
+    "schema": ("schema_cmd", "print the manifest JSON Schema"),
+}
+COMMAND_MODULES = tuple(module for module, _ in VERBS.values())
 
 # The one exit-code map (product.md §4).
 EXIT_OK = 0
@@ -37,7 +40,14 @@ EXIT_DRIFT = 3
 EXIT_INTERRUPTED = 130
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _verb_of(argv: Sequence[str] | None) -> str | None:
+    for token in argv if argv is not None else sys.argv[1:]:
+        if not token.startswith("-"):
+            return token if token in VERBS else None
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reconciler",
         description="Reconcile VOD online-editing projects with the manifests in git.",
@@ -47,14 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"reconciler {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in COMMAND_MODULES:
-        try:
-            module = import_module(f"reconciler.cli.{name}")
-        except ModuleNotFoundError as exc:  # a verb still being built is simply absent
-            if exc.name != f"reconciler.cli.{name}":
-                raise
-            continue
-        module.register(sub)
+    verb = _verb_of(argv)
+    tokens = list(argv if argv is not None else sys.argv[1:])
+    everything = verb is None and (not tokens or "-h" in tokens or "--help" in tokens)
+    for name, (module_name, summary) in VERBS.items():
+        if everything or name == verb:
+            import_module(f"reconciler.cli.{module_name}").register(sub)
+        else:
+            sub.add_parser(name, help=summary)
     return parser
 
 
@@ -66,7 +76,7 @@ def render_error(exc: ReconcilerError) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(list(argv) if argv is not None else None)
     try:
         return int(args.func(args))

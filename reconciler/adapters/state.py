@@ -312,6 +312,10 @@ def state_lock(
         info = _holder_info()
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(info).encode(), 0)
+        # Temp files of a writer killed mid-write: with the lock held nobody else is writing.
+        for stale in directory.glob(".*.tmp"):
+            with contextlib.suppress(OSError):
+                stale.unlink()
         try:
             yield info
         finally:

@@ -212,5 +212,9 @@ def run(args: argparse.Namespace) -> int:
                 "SearchEditingProject) before it submits anything again: nothing is paid twice",
                 file=sys.stderr,
             )
+    held = [c for c in the_plan.changes if c.held]
+    for change in held:  # the catalogue is not where it should be: say so and exit 1
+        print(f"held back: {change.name}: {change.reasons[0]}", file=sys.stderr)
     waited = wait_cmd.after_apply(settings, the_plan, args) if args.wait else EXIT_OK
-    return EXIT_ERROR if result.failures or the_plan.refusals or waited else EXIT_OK
+    failed = result.failures or held or the_plan.refusals or waited
+    return EXIT_ERROR if failed else EXIT_OK

@@ -215,7 +215,7 @@ def _paint(text: str, code: str, colour: bool) -> str:
 def render_plan_text(plan: Plan, *, stream: IO[str], verbose: bool = False) -> None:
     colour = use_colour(stream)
     shown: list[Change] = [
-        c for c in plan.changes if verbose or c.action != "noop" or c.record or c.drift
+        c for c in plan.changes if verbose or c.action != "noop" or c.record or c.drift or c.held
     ]
     for change in shown:
         sym = _SYMBOL[change.action]

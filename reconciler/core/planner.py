@@ -67,6 +67,7 @@ class Change:
     record: bool = False  # a noop that still updates the state (e.g. userData changed)
     verify: bool = False  # an interrupted call must be checked remotely before acting
     pending: dict[str, Any] | None = None  # the interrupted call's journaled intent
+    held: bool = False  # not resubmitted: this spec's last render failed permanently
     drift: bool = False  # the remote project changed outside git (see the reasons)
     # When an apply last changed this project remotely (state times, the engine's clock): VOD's
     # ModifiedTime must be later for an interrupted render that left the Timeline as it was
@@ -331,6 +332,7 @@ def _plan_desired(m: DesiredProject, state: State, options: PlanOptions) -> Chan
                     f" {failed.get('message')}); change the spec or pass --retry-failed",
                 ),
                 diff(),
+                held=True,
                 **common,
             )
         changes = diff()

@@ -219,13 +219,15 @@ def test_a_permanent_error_fails_three_projects_alone_and_is_not_resubmitted(
         applied = {n for n, e in state.items() if e.get("spec")}
         assert len(applied) == N - len(REJECTED) and not applied & set(REJECTED)
 
-        # The same spec again: not resubmitted, and the run says why.
+        # The same spec again: not resubmitted, the run says why, and it still exits 1
+        # because the catalogue is not applied.
         before = len(p.calls())
-        assert _run(p, catalogue) == 0
+        assert _run(p, catalogue) == 1
         assert len(p.calls()) == before  # not one call, for the 197 or the 3
-        out = capsys.readouterr().out
+        out, err = capsys.readouterr()
         for name in REJECTED:
             assert re.search(rf"unchanged +{name} .*failed permanently .*--retry-failed", out)
+            assert f"held back: {name}: the last render of this spec failed permanently" in err
 
         # --retry-failed resubmits exactly those three (VOD still refuses them).
         assert _run(p, catalogue, "--retry-failed") == 1

@@ -177,7 +177,7 @@ def test_permanent_failure_is_not_resubmitted_for_same_spec() -> None:
         },
     )
     (c,) = plan([M("a", bad)], state).changes
-    assert c.action == "noop" and "--retry-failed" in c.reasons[0]
+    assert c.action == "noop" and c.held and "--retry-failed" in c.reasons[0]
     (c,) = plan([M("a", bad)], state, PlanOptions(retry_failed=True)).changes
     assert c.action == "render"
     (c,) = plan([M("a", spec(out=998))], state).changes

@@ -118,3 +118,12 @@ def test_lock_names_holder_and_is_released_when_holder_dies(tmp_path: Path) -> N
         proc.join()
     with state_lock(tmp_path, timeout=2) as info2:  # kill -9 released the flock
         assert info2["pid"] == os.getpid()
+
+
+def test_stale_temp_files_are_removed_under_the_lock(tmp_path: Path) -> None:
+    stale = tmp_path / ".state.json.4242.deadbeef.tmp"
+    stale.write_text("half a snapshot")
+    (tmp_path / "state.json").write_text("{}")
+    with state_lock(tmp_path, timeout=1):
+        assert not stale.exists()
+    assert (tmp_path / "state.json").read_text() == "{}"

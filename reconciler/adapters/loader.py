@@ -21,15 +21,15 @@ Decisions (product.md §2 leaves them open):
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import os
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from reconciler.errors import ManifestIssue
 
@@ -109,10 +109,13 @@ def _git_top(start: str) -> str | None:
     return directory
 
 
+_NAME = attrgetter("name")
+
+
 def _walk(top: str, ancestors: dict[tuple[int, int], str], out: list[str], ctx: _Context) -> None:
     try:
         with os.scandir(top) as it:
-            entries = sorted(it, key=lambda e: e.name)
+            entries = sorted(it, key=_NAME)
     except OSError as exc:
         return ctx.report(top, _START, f"cannot read directory: {exc.strerror}")
     for entry in entries:
@@ -156,6 +159,8 @@ def _discover(root: str, paths: Sequence[Path] | None, ctx: _Context) -> list[tu
             )
         else:
             ctx.report(target, _START, "no such file or directory")
+    if paths is None:  # one walk never finds a path twice
+        return files
     unique: dict[str, str] = {}
     for absolute, f in files:
         unique.setdefault(absolute, f)
@@ -197,9 +202,11 @@ def _read(path: str, ctx: _Context) -> str | SourceError:
     return decode_source(raw)
 
 
-@dataclass
-class _Doc:
-    """A document with a string name (collisions are checked even among invalid ones)."""
+class _Doc(NamedTuple):
+    """A document with a string name (collisions are checked even among invalid ones).
+
+    A tuple: the plan cache hands back plain ``(name, at, ref, manifest)`` tuples.
+    """
 
     name: str
     at: str  # "path:line:col" of the name
@@ -397,40 +404,64 @@ def _file(path: str, ctx: _Context) -> list[_Doc]:
 
 
 def _collisions(docs: list[_Doc], ctx: _Context) -> list[Manifest]:
+    if len({d[0] for d in docs}) == len(docs):  # no name used twice (the usual case)
+        return [d[3] for d in docs if d[3] is not None]
     by_name: dict[str, list[_Doc]] = {}
     for doc in docs:
-        by_name.setdefault(doc.name, []).append(doc)
+        by_name.setdefault(doc[0], []).append(doc)
     for name, same in by_name.items():
         for doc in same if len(same) > 1 else ():
-            others = ", ".join(o.at for o in same if o is not doc)
+            others = ", ".join(o[1] for o in same if o is not doc)
             msg = f"name {name!r} is also used at {others}: names must be unique; rename one"
-            path, line, col = doc.at.rsplit(":", 2)
+            path, line, col = doc[1].rsplit(":", 2)
             ctx.issues.append(
-                ManifestIssue(path, int(line), int(col), doc.ref, "metadata.name", msg)
+                ManifestIssue(path, int(line), int(col), doc[2], "metadata.name", msg)
             )
-    return [d.manifest for d in docs if d.manifest and len(by_name[d.name]) == 1]
+    return [d[3] for d in docs if d[3] is not None and len(by_name[d[0]]) == 1]
 
 
-def _cached_file(key: str, path: str, ctx: _Context, cache: ManifestCache) -> list[_Doc]:
-    """``_file`` through the cache: reuse the entry of an unchanged file, else parse and keep."""
+def _parse_and_keep(key: str, path: str, ctx: _Context, cache: ManifestCache) -> list[_Doc]:
+    """``_file`` of a file the cache has no valid entry for; its result is kept for next time.
+
+    Documents come back as plain ``(name, at, ref, manifest)`` tuples, as cache hits do
+    (see ``_Doc``).
+    """
     from reconciler.adapters.manifest_cache import CachedManifest, Reads
 
-    hit = cache.get(key)
-    if hit is not None:
-        ctx.issues += hit.issues
-        ctx.timelines.update(hit.timelines)
-        return [_Doc(name, at, ref, m) for name, at, ref, m in hit.docs]  # type: ignore[arg-type]
     start, ctx.reads = len(ctx.issues), Reads()
     try:
-        docs = _file(path, ctx)
+        parsed = _file(path, ctx)
         reads = ctx.reads
     finally:
         ctx.reads = None
     kept = [
-        (d.name, d.at, d.ref, CachedManifest.of(d.manifest) if d.manifest else None) for d in docs
+        (d.name, d.at, d.ref, CachedManifest.of(d.manifest) if d.manifest else None) for d in parsed
     ]
     cache.put(key, reads, kept, ctx.issues[start:])
-    return [_Doc(name, at, ref, m) for name, at, ref, m in kept]  # type: ignore[arg-type]
+    return kept  # type: ignore[return-value]
+
+
+def _cached(files: list[tuple[str, str]], ctx: _Context, cache: ManifestCache) -> list[Any]:
+    """``_file`` of every file through the cache: an unchanged file is not parsed again.
+
+    Returns, per file, (path, documents, first and end index of its issues in ctx.issues).
+    """
+    loaded, get, issues = [], cache.get, ctx.issues
+    for key, path in files:
+        start = len(issues)
+        docs: list[Any]
+        hit = get(key)
+        if hit is None:
+            docs = _parse_and_keep(key, path, ctx, cache)
+            issues = ctx.issues
+        else:
+            docs, found, timelines = hit
+            if found:
+                issues += found
+            if timelines:
+                ctx.timelines.update(timelines)
+        loaded.append((path, docs, start, len(issues)))
+    return loaded
 
 
 def load_manifests(
@@ -450,20 +481,27 @@ def load_manifests(
         scope = (ctx.prefix, ctx.repo, os.path.abspath(root))
         cache = ManifestCache(cache_dir, scope)
     loaded, found_before = [], len(ctx.issues)
-    with contextlib.nullcontext() if cache is None else cache.bulk():
-        for key, path in files:
+    if cache is None:
+        for _, path in files:
             start = len(ctx.issues)
-            docs = _file(path, ctx) if cache is None else _cached_file(key, path, ctx, cache)
+            docs = _file(path, ctx)
             loaded.append((path, docs, start, len(ctx.issues)))
+    else:
+        with cache.bulk():
+            loaded = _cached(files, ctx, cache)
     if ctx.timelines:  # a YAML timeline file among the manifests is not itself a manifest
         names = {os.path.basename(t) for t in ctx.timelines}
+        sep = os.sep
         loaded = [
             f
             for f in loaded
-            if os.path.basename(f[0]) not in names or os.path.realpath(f[0]) not in ctx.timelines
+            # basename(f[0]) not in names, without a Python call per file where it can
+            if (f[0].rpartition(sep)[2] if not os.altsep else os.path.basename(f[0])) not in names
+            or os.path.realpath(f[0]) not in ctx.timelines
         ]
-        own = [i for f in loaded for i in ctx.issues[f[2] : f[3]]]
-        ctx.issues = ctx.issues[:found_before] + own
+        if len(ctx.issues) > found_before:  # drop the issues of the files left out
+            own = [i for f in loaded if f[3] > f[2] for i in ctx.issues[f[2] : f[3]]]
+            ctx.issues = ctx.issues[:found_before] + own
     manifests = _collisions([doc for f in loaded for doc in f[1]], ctx)
     if cache is not None and not ctx.issues:  # a rejected catalogue leaves state/ untouched
         cache.save()

@@ -10,6 +10,14 @@ tick or worse), so a file rewritten within the tick it was read in could keep it
 signature ("racy git"): for files modified less than ``RACY_NS`` before the run started,
 the entry also keeps a digest of the bytes read, and is reused only if the bytes match.
 
+Hot and cold. Deciding that a project is unchanged needs, per manifest, its name, labels,
+annotations, path, line, deps, hashes and projectId: the hot part of the file, read whole
+(the common file -- the manifest alone, settled, one document -- is one flat tuple). The specs
+follow as a cold section, one pickle each at an offset its entry records, read only for the
+manifests something looks into (``CachedManifest.spec``), through the descriptor opened when
+the entries were read (``ColdSection``). A rewrite copies the old section as it is and appends
+the new specs, compacting it once less than half of it is still used.
+
 Trust. The cache is keyed on the reconciler version, ``CANONICAL_VERSION``, a fingerprint of
 the loader's and the validators' source files, the working directory (paths are shown
 relative to it), the manifests root and the repository. A different key, a truncated or
@@ -28,9 +36,13 @@ import importlib.util
 import io
 import os
 import pickle
+import sys
+import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterator
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -41,10 +53,19 @@ from reconciler.errors import ManifestIssue
 if TYPE_CHECKING:
     from reconciler.core.models import Manifest
 
-__all__ = ["CACHE_FILE", "CachedManifest", "Hit", "ManifestCache", "Reads", "gc_paused"]
+__all__ = [
+    "CACHE_FILE",
+    "CachedManifest",
+    "ColdSection",
+    "Doc",
+    "Hit",
+    "ManifestCache",
+    "Reads",
+    "gc_paused",
+]
 
 CACHE_FILE = "manifests.pickle"
-FORMAT = 1
+FORMAT = 4
 RACY_NS = 2_000_000_000  # coarser than any common file system's timestamp granularity
 _PACKAGE = Path(__file__).resolve().parent.parent
 _SOURCES = (  # code whose change can change what loading a file yields
@@ -57,6 +78,12 @@ _SOURCES = (  # code whose change can change what loading a file yields
 )
 
 Sig = tuple[int, int, int, int, int, int]  # mode, size, mtime_ns, ctime_ns, inode, device
+
+
+def hash_key(render: str, metadata: str, userdata: str) -> str:
+    """A spec's three hashes as one string, as the caches keep them (one string to decode
+    and compare instead of three); the planner splits it on newlines when it must."""
+    return f"{render}\n{metadata}\n{userdata}"
 
 
 def signature(st: os.stat_result) -> Sig:
@@ -86,64 +113,161 @@ def unpickle_plain(source: bytes | BinaryIO) -> Any:
     return _PlainUnpickler(io.BytesIO(source) if isinstance(source, bytes) else source).load()
 
 
+_FROZEN_AT: list[float] = []  # when gc_paused last froze the heap (time.monotonic)
+THAW_AFTER_S = 1.0
+
+
 @contextlib.contextmanager
 def gc_paused() -> Iterator[None]:
-    """No cyclic GC while building acyclic data in bulk: at 10,000 projects its passes over
-    the growing heap cost more than the decoding itself (they resume afterwards)."""
-    enabled = gc.isenabled()
+    """No cyclic GC while building acyclic data in bulk, nor over that data afterwards.
+
+    At 10,000 projects the collector's passes over what was just loaded (a young pass after
+    each bulk load, then an older and a full one while planning: ~40 ms) cost more than the
+    loading. So the heap is frozen on the way out (``gc.freeze``: the collector no longer
+    examines what exists now; reference counting still frees it). Freezing also shelters
+    any garbage cycles pending at that moment, so a bulk load more than ``THAW_AFTER_S``
+    after the last freeze first unfreezes and collects: a long-running process (``watch``)
+    keeps nothing frozen for long, a one-shot command never pays a full collection. A
+    caller that disabled the collector itself is left alone.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    if _FROZEN_AT and time.monotonic() - _FROZEN_AT[0] > THAW_AFTER_S:
+        gc.unfreeze()
+        _FROZEN_AT.clear()
+        gc.collect()
     gc.disable()
     try:
         yield
     finally:
-        if enabled:
-            gc.enable()
+        gc.freeze()
+        _FROZEN_AT[:] = [time.monotonic()]
+        gc.enable()
 
 
-class CachedManifest:
+_LAYOUT = (  # a manifest row: the hot part of a cached manifest, then where its spec is
+    "name",
+    "labels",
+    "annotations",
+    "path",
+    "line",
+    "deps",
+    "hash_key",  # see hash_key()
+    "project_id",
+)
+_BLOB, _SIZE, _COLD = len(_LAYOUT), len(_LAYOUT) + 1, len(_LAYOUT) + 2
+_AT = 6 + _COLD  # in a flat entry (see _pack): signature, manifest row, at, ref
+_FLAT = _AT + 2
+
+
+_pread = getattr(os, "pread", None)
+_SEEK_LOCK = threading.Lock()
+
+
+class ColdSection:
+    """The cold part of a cache file (this one's specs; the state cache's deferred parts):
+    pickles one after the other, each read on demand by its offset and size.
+
+    It holds the file open from the moment its entries were read, so what it reads is
+    that file's even if another run has replaced it since (the file is never written in
+    place); the descriptor is closed when the last manifest using it is gone.
+    """
+
+    __slots__ = ("__weakref__", "base", "fd", "size")
+
+    def __init__(self, fd: int, base: int, size: int) -> None:
+        self.fd, self.base, self.size = fd, base, size
+        weakref.finalize(self, os.close, fd)
+
+    def read(self, offset: int, length: int) -> bytes:
+        if offset < 0 or length < 0 or offset + length > self.size:
+            raise pickle.UnpicklingError("the plan cache points outside its specs")
+        data: bytes
+        if _pread is not None:  # positioned reads: safe from several threads at once
+            data = _pread(self.fd, length, self.base + offset)
+        else:
+            with _SEEK_LOCK:
+                os.lseek(self.fd, self.base + offset, os.SEEK_SET)
+                data = os.read(self.fd, length)
+        if len(data) != length:
+            raise pickle.UnpicklingError("the plan cache file is truncated")
+        return data
+
+    def section(self) -> bytes:
+        return self.read(0, self.size)
+
+    def __copy__(self) -> ColdSection:  # an open file: copies share it
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ColdSection:
+        return self
+
+    def __reduce__(self) -> Any:
+        raise TypeError("a ColdSection is an open file: it cannot be pickled")
+
+    def copy_to(self, out: BinaryIO) -> None:
+        """Append the whole section to ``out`` (in the kernel where it can)."""
+        out.flush()
+        start = out.tell()
+        try:
+            done = 0
+            while done < self.size:
+                n = os.copy_file_range(self.fd, out.fileno(), self.size - done, self.base + done)
+                if n <= 0:
+                    raise OSError("copy_file_range copied nothing")
+                done += n
+            out.seek(0, os.SEEK_END)
+        except (AttributeError, OSError):  # not Linux, or a file system that cannot
+            out.seek(start)
+            out.truncate()
+            out.write(self.section())
+
+
+class CachedManifest(tuple):  # type: ignore[type-arg]
     """A ``Manifest`` from the cache (or just parsed): the same fields, plus its ``digest``.
 
-    ``spec`` is decoded on first use; an unchanged project is planned from ``digest`` alone.
+    A tuple (``_LAYOUT``, then the spec's pickle or its place in the cache file): 10,000 of
+    them are built per plan, and a tuple is the cheapest object to build. ``spec`` is
+    decoded on first use; an unchanged project is planned from ``fast_digest`` alone.
     (It mirrors ``Manifest`` instead of subclassing it because ``reconciler.core.models``
     imports pydantic, which a cached run does not otherwise need.)
     """
 
-    __slots__ = (
-        "_blob",
-        "_spec",
-        "annotations",
-        "deps",
-        "digest",
-        "labels",
-        "line",
-        "name",
-        "path",
-    )
+    if TYPE_CHECKING:
+        name: str
+        labels: dict[str, str]
+        annotations: dict[str, str]
+        path: str
+        line: int
+        deps: tuple[str, ...]
+        fast_digest: tuple[str, str | None]
+    else:
+        name = property(itemgetter(0))
+        labels = property(itemgetter(1))
+        annotations = property(itemgetter(2))
+        path = property(itemgetter(3))
+        line = property(itemgetter(4))
+        deps = property(itemgetter(5))
+        # (hash_key(), projectId): what the planner compares with the state
+        fast_digest = property(itemgetter(slice(6, 8)))
 
-    def __init__(
-        self,
-        name: str,
-        labels: dict[str, str],
-        annotations: dict[str, str],
-        path: str,
-        line: int,
-        deps: tuple[str, ...],
-        digest: SpecDigest,
-        blob: bytes,
-        spec: dict[str, Any] | None = None,
-    ) -> None:
-        self.name, self.labels, self.annotations = name, labels, annotations
-        self.path, self.line, self.deps = path, line, deps
-        self.digest, self._blob, self._spec = digest, blob, spec
+    @property
+    def digest(self) -> SpecDigest:
+        return SpecDigest(SpecHashes(*self[6].split("\n")), self[7])
 
     @property
     def spec(self) -> dict[str, Any]:
-        if self._spec is None:
-            self._spec = unpickle_plain(self._blob)
-        return self._spec
+        spec: dict[str, Any] | None = self.__dict__.get("_spec")
+        if spec is None:
+            blob, cold = self[_BLOB], self[_COLD]
+            spec = unpickle_plain(blob if cold is None else cold.read(blob, self[_SIZE]))
+            self.__dict__["_spec"] = spec
+        return spec
 
     @property
     def ref(self) -> str:
-        return f"EditingProject/{self.name}"
+        return f"EditingProject/{self[0]}"
 
     def _fields(self) -> tuple[Any, ...]:
         return (self.name, self.labels, self.annotations, self.spec, self.path, self.line)
@@ -152,6 +276,9 @@ class CachedManifest:
         theirs = tuple(getattr(other, f, None) for f in ("name", "labels", "annotations"))
         theirs += tuple(getattr(other, f, None) for f in ("spec", "path", "line"))
         return self._fields() == theirs and self.deps == tuple(getattr(other, "deps", ()))
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -168,37 +295,29 @@ class CachedManifest:
         """
         spec = manifest.spec
         blob = pickle.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL)
-        return cls(
-            manifest.name,
-            manifest.labels,
-            manifest.annotations,
-            manifest.path,
-            manifest.line,
-            manifest.deps,
-            spec_digest(spec),
-            blob,
-        )
+        digest = spec_digest(spec)
+        h = digest.hashes
+        name = manifest.name
+        intern = sys.intern  # label keys and values repeat across a catalogue: share them
+        labels = {intern(k): intern(v) for k, v in manifest.labels.items()}
+        annotations = {intern(k): v for k, v in manifest.annotations.items()}
+        row = (name, labels, annotations, manifest.path, manifest.line, tuple(manifest.deps))
+        key = hash_key(h.render, h.metadata, h.userdata)
+        return cls((*row, key, digest.project_id, blob, None, None))
+
+    def __reduce__(self) -> Any:  # a copy or pickle carries its spec's pickle itself
+        blob, cold = self[_BLOB], self[_COLD]
+        if cold is not None:
+            blob = cold.read(blob, self[_SIZE])
+        return (CachedManifest, ((*self[:_BLOB], blob, None, None),))
 
     def row(self) -> tuple[Any, ...]:
-        """Plain data for the cache file."""
-        h = self.digest.hashes
-        return (
-            self.name,
-            self.labels,
-            self.annotations,
-            self.path,
-            self.line,
-            self.deps,
-            (h.render, h.metadata, h.userdata),
-            self.digest.project_id,
-            self._blob,
-        )
+        """Plain data for the cache file (the blob, or its place in the cold section)."""
+        return tuple(self[:_COLD])
 
     @classmethod
-    def from_row(cls, row: tuple[Any, ...]) -> CachedManifest:
-        name, labels, annotations, path, line, deps, hashes, project_id, blob = row
-        digest = SpecDigest(SpecHashes(*hashes), project_id)
-        return cls(name, labels, annotations, path, line, tuple(deps), digest, blob)
+    def from_row(cls, row: tuple[Any, ...], cold: ColdSection | None) -> CachedManifest:
+        return cls((*row, cold))
 
 
 class Reads:
@@ -216,18 +335,8 @@ class Reads:
         self.files.append((os.path.abspath(path), stat_signature(path), None))
 
 
-class Hit:
-    """A cached file's load result: what ``_file`` returned and reported."""
-
-    __slots__ = ("docs", "issues", "timelines")
-
-    def __init__(
-        self,
-        docs: list[tuple[str, str, str, CachedManifest | None]],
-        issues: list[ManifestIssue],
-        timelines: tuple[str, ...],
-    ) -> None:
-        self.docs, self.issues, self.timelines = docs, issues, timelines
+Doc = tuple[str, str, str, CachedManifest | None]  # name, "path:line:col", ref, manifest
+Hit = tuple[list[Doc], list[ManifestIssue], tuple[str, ...]]  # docs, issues, timelines
 
 
 def _fingerprint() -> tuple[Any, ...]:
@@ -243,7 +352,14 @@ def _fingerprint() -> tuple[Any, ...]:
 
 
 class ManifestCache:
-    """One run's view of the cache file: ``get`` validated entries, ``put`` new ones, ``save``."""
+    """One run's view of the cache file: ``get`` validated entries, ``put`` new ones, ``save``.
+
+    The file: a pickle of the key, a pickle of ``(entries, size of the cold section)``,
+    then the cold section (every spec, pickled on its own). The entries are the hot part:
+    per manifest file the signatures that validate it, and per document what deciding
+    "unchanged" needs (name, labels, annotations, path, line, deps, hashes, projectId)
+    plus where its spec is. Specs are read only for the manifests something looks into.
+    """
 
     def __init__(self, directory: Path, scope: tuple[str, ...]) -> None:
         self.path = directory / CACHE_FILE
@@ -251,6 +367,8 @@ class ManifestCache:
         self.started_ns = time.time_ns()  # before anything is read: see RACY_NS
         self._old: dict[str, tuple[Any, ...]] = {}
         self._new: dict[str, tuple[Any, ...]] = {}
+        self._cold: ColdSection | None = None
+        self._put: set[str] = set()  # the entries of files parsed in this run
         self._changed = False
         self.hits = self.misses = 0
         self._load()
@@ -263,14 +381,19 @@ class ManifestCache:
 
     def _load(self) -> None:
         try:
-            with open(self.path, "rb") as fh:  # two pickles: the key, then the entries
+            with gc_paused(), open(self.path, "rb") as fh:
                 if unpickle_plain(fh) != self.key:
                     return
-                entries = unpickle_plain(fh)
+                entries, size = unpickle_plain(fh)
+                base = fh.tell()
+                if not isinstance(entries, dict) or type(size) is not int:
+                    return
+                if os.fstat(fh.fileno()).st_size != base + size:
+                    return  # truncated, or something appended
+                cold = ColdSection(os.dup(fh.fileno()), base, size)
         except Exception:  # missing, truncated, corrupt, foreign: start empty
             return
-        if isinstance(entries, dict):
-            self._old = entries
+        self._old, self._cold = entries, cold
 
     def _fresh(self, path: str, sig: Sig | None, digest: bytes | None) -> bool | None:
         """True: unchanged; None: unchanged and no longer racy (drop the digest); False: changed."""
@@ -292,44 +415,60 @@ class ManifestCache:
         if row is None:
             return None
         try:
-            hit = self._hit(path, row)
+            if len(row) == _FLAT:  # the common case: see _pack
+                try:
+                    st = os.stat(path)
+                except (OSError, ValueError):
+                    return self._miss()
+                # signature(st), inlined: this runs for every file of every plan
+                sig = (st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+                if sig != row[:6]:
+                    return self._miss()
+                m = CachedManifest((*row[6:_AT], self._cold))
+                self._new[path] = row
+                self.hits += 1
+                return [(row[6], row[_AT], row[_AT + 1], m)], [], ()
+            files, docs, issues, timelines = row
+            settled = self._settle(files)
+            if settled is None:
+                return self._miss()
+            if settled != files:
+                row = _pack(settled, docs, issues, timelines)
+                self._changed = True  # digests no longer needed are dropped
+            cold = self._cold
+            hit: Hit = (
+                [(n, at, ref, m and CachedManifest((*m, cold))) for n, at, ref, m in docs],
+                [ManifestIssue(*i) for i in issues],
+                timelines,
+            )
         except (TypeError, ValueError, IndexError, KeyError, pickle.UnpicklingError):
-            hit = None  # a malformed entry is a miss like any other
-        if hit is None:
-            self.misses += 1
-        else:
-            self.hits += 1
+            return self._miss()  # a malformed entry is a miss like any other
+        self._new[path] = row
+        self.hits += 1
         return hit
 
-    def _hit(self, path: str, row: tuple[Any, ...]) -> Hit | None:
-        files, docs, issues, timelines = row
+    def _miss(self) -> Hit | None:
+        self.misses += 1
+        return None
+
+    def _settle(self, files: tuple[Any, ...]) -> Any:
+        """``files`` as they should now be kept if every one is unchanged, else None."""
+        settled = []
         for file, sig, digest in files:
-            if digest is not None:
-                break
-            try:  # the common case, inlined: one stat of an unchanged, settled file
-                if signature(os.stat(file)) != sig:
-                    return None
-            except (OSError, ValueError):
-                if sig is not None:
-                    return None
-        else:
-            files = None
-        if files is not None:  # some file was recently modified: compare its bytes too
-            settled = []
-            for file, sig, digest in files:
-                fresh = self._fresh(file, sig, digest)
-                if fresh is False:
-                    return None
-                settled.append((file, sig, digest if fresh else None))
-            if settled != list(files):
-                row = (tuple(settled), docs, issues, timelines)
-                self._changed = True  # digests no longer needed are dropped
-        self._new[path] = row
-        return Hit(
-            [(n, at, ref, m and CachedManifest.from_row(m)) for n, at, ref, m in docs],
-            [ManifestIssue(*i) for i in issues],
-            timelines,
-        )
+            if digest is None:
+                try:
+                    if signature(os.stat(file)) != sig:
+                        return None
+                except (OSError, ValueError):
+                    if sig is not None:
+                        return None
+                settled.append((file, sig, None))
+                continue
+            fresh = self._fresh(file, sig, digest)
+            if fresh is False:
+                return None
+            settled.append((file, sig, digest if fresh else None))
+        return tuple(settled)
 
     # ------------------------------------------------------------------ writing
 
@@ -340,7 +479,7 @@ class ManifestCache:
         self,
         path: str,
         reads: Reads,
-        docs: list[tuple[str, str, str, CachedManifest | None]],
+        docs: list[Doc],
         issues: list[ManifestIssue],
     ) -> None:
         """Remember one file's load; not cacheable unless the file itself was read first."""
@@ -352,7 +491,8 @@ class ManifestCache:
         )
         rows = tuple((name, at, ref, None if m is None else m.row()) for name, at, ref, m in docs)
         issue_rows = tuple((i.path, i.line, i.col, i.ref, i.field, i.message) for i in issues)
-        self._new[path] = (files, rows, issue_rows, tuple(reads.timelines))
+        self._new[path] = _pack(files, rows, issue_rows, tuple(reads.timelines))
+        self._put.add(path)
         self._changed = True
 
     def save(self) -> None:
@@ -362,10 +502,53 @@ class ManifestCache:
         with contextlib.suppress(OSError, pickle.PicklingError, ValueError, TypeError):
             self._write()
 
+    def _garbage(self) -> int:
+        """Bytes of the old cold section that no entry of this run uses any more (or more)."""
+        garbage, new = 0, self._new
+        for path, row in self._old.items():
+            now = new.get(path)
+            if now is None or _specs(now) is not _specs(row):
+                garbage += sum(m[_SIZE] for _, _, _, m in _docs(row) if m is not None)
+        return garbage
+
+    def _layout(self, keep: bool) -> tuple[dict[str, tuple[Any, ...]], list[Any], int]:
+        """The entries to write, every spec placed in the cold section, and what follows
+        the old section (``keep``: the entries reused from it keep their places) or, when
+        compacting, the whole new section."""
+        old, size = self._cold, 0
+        if keep:
+            assert old is not None
+            size, rows, view = old.size, self._put, memoryview(b"")
+        else:
+            rows = set(self._new)
+            view = memoryview(old.section() if old is not None and old.size else b"")
+        pieces: list[Any] = []
+        entries = dict(self._new)
+        for path in rows:
+            row, docs = entries[path], []
+            for name, at, ref, m in _docs(row):
+                if m is not None and (m[_SIZE] is None or not keep):
+                    if m[_SIZE] is None:  # just parsed: its pickle is in the row
+                        blob: Any = m[_BLOB]
+                    else:
+                        blob = view[m[_BLOB] : m[_BLOB] + m[_SIZE]]
+                    pieces.append(blob)
+                    m = (*m[:_BLOB], size, len(blob))
+                    size += len(blob)
+                docs.append((name, at, ref, m))
+            if len(row) == _FLAT:
+                entries[path] = (*row[:6], *docs[0][3], *row[_AT:])
+            else:
+                entries[path] = (row[0], tuple(docs), *row[2:])
+        return entries, pieces, size
+
     def _write(self) -> None:
         directory = self.path.parent
         if not directory.parent.is_dir():
             return  # no state directory yet: a read-only plan does not create one
+        old = self._cold  # kept while at least half of it is still used, else compacted
+        keep = old is not None and self._garbage() * 2 <= old.size
+        entries, pieces, size = self._layout(keep)
         if not directory.is_dir():
             directory.mkdir()
             (directory / ".gitignore").write_text("# the plan cache: never commit it\n*\n")
@@ -373,8 +556,46 @@ class ManifestCache:
         try:
             with open(tmp, "wb") as fh:
                 pickle.dump(self.key, fh, protocol=pickle.HIGHEST_PROTOCOL)
-                pickle.dump(self._new, fh, protocol=pickle.HIGHEST_PROTOCOL)
+                pickle.dump((entries, size), fh, protocol=pickle.HIGHEST_PROTOCOL)
+                if keep and old is not None and old.size:
+                    old.copy_to(fh)
+                fh.writelines(pieces)
             os.replace(tmp, self.path)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
+
+
+def _pack(
+    files: tuple[tuple[str, Sig | None, bytes | None], ...],
+    docs: tuple[tuple[str, str, str, tuple[Any, ...] | None], ...],
+    issues: tuple[tuple[Any, ...], ...],
+    timelines: tuple[str, ...],
+) -> tuple[Any, ...]:
+    """One file's entry: ``(files, docs, issues, timelines)``, or in the common case -- the
+    manifest file alone, settled, one valid document -- one flat tuple: its signature, its
+    manifest row, the document's "path:line:col" and ref (fewer objects to unpickle)."""
+    sig = files[0][1] if len(files) == 1 and files[0][2] is None else None
+    if (
+        sig is not None
+        and len(docs) == 1
+        and docs[0][3] is not None
+        and not issues
+        and not timelines
+    ):
+        _, at, ref, m = docs[0]
+        assert m is not None
+        return (*sig, *m, at, ref)
+    return (files, docs, issues, timelines)
+
+
+def _docs(row: tuple[Any, ...]) -> Any:
+    """The (name, at, ref, manifest row) of an entry's documents."""
+    if len(row) == _FLAT:
+        return ((row[6], row[_AT], row[_AT + 1], row[6:_AT]),)
+    return row[1]
+
+
+def _specs(row: tuple[Any, ...]) -> Any:
+    """What holds an entry's places in the cold section (kept as is while they are reused)."""
+    return row if len(row) == _FLAT else row[1]

@@ -4,8 +4,10 @@
 ``state.json`` and the journal, keyed on the signatures (size, mtime_ns, ctime_ns, inode,
 device) of both files; snapshots are replaced atomically and the journal only grows, so any
 write changes a signature. The bulky parts of each entry (``spec``, ``history``,
-``last_render``) stay pickled until something reads them: a plan of 10,000 unchanged
-projects needs their hashes, not their 27 MB of JSON.
+``last_render``) and its ``hashes`` stay pickled until something reads them, in a cold
+section after the entries (``manifest_cache.ColdSection``): a plan of 10,000 unchanged
+projects needs their hashes -- one ``hash_key`` string per entry meanwhile -- not their
+27 MB of JSON.
 
 The cache is only ever a faster way to the same ``State``: anything unexpected (another
 key, a corrupt file, files modified too recently to trust their timestamps) means reading
@@ -19,6 +21,7 @@ import contextlib
 import copy
 import os
 import pickle
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -27,7 +30,9 @@ from typing import TYPE_CHECKING, Any
 from reconciler import __version__
 from reconciler.adapters.manifest_cache import (
     RACY_NS,
+    ColdSection,
     gc_paused,
+    hash_key,
     stat_signature,
     unpickle_plain,
 )
@@ -39,8 +44,11 @@ if TYPE_CHECKING:
 __all__ = ["LazyEntry", "peek"]
 
 CACHE_FILE = "state.pickle"
-FORMAT = 1
-DEFERRED = frozenset({"spec", "history", "last_render"})
+FORMAT = 3
+# Kept out of the dict until read. "hashes" too when it is the usual three strings (and the
+# entry has a spec): the entry then carries them as one ``hash_key`` string instead.
+DEFERRED = frozenset({"spec", "history", "last_render", "hashes"})
+_PARTS = ("render", "metadata", "userdata")
 
 
 class LazyEntry(dict[str, Any]):
@@ -49,18 +57,36 @@ class LazyEntry(dict[str, Any]):
     A real dict: reading a deferred key, or anything that looks at the whole entry
     (iteration, comparison, copying, ``repr``, JSON), first decodes them into the dict
     itself, in their original order; from then on it is the entry ``load()`` returns.
+    Every other key is in the dict itself from the start (the planner relies on it).
+    The deferred part is a pickle (``blob``), or where that pickle is in the cache file.
+
+    ``hash_key``: while "hashes" is deferred, ``manifest_cache.hash_key`` of them (set only
+    for an entry with a spec): what the planner compares for an unchanged project. It is
+    None from the first decoding on, so it can never disagree with the dict.
     """
 
-    __slots__ = ("_blob", "_order")
+    __slots__ = ("_blob", "_cold", "_order", "hash_key")
 
-    def __init__(self, eager: dict[str, Any], order: tuple[str, ...], blob: bytes) -> None:
+    def __init__(
+        self,
+        eager: dict[str, Any],
+        order: tuple[str, ...],
+        blob: bytes,
+        hash_key: str | None = None,
+    ) -> None:
         super().__init__(eager)
         self._order = order
-        self._blob: bytes | None = blob
+        self._blob: bytes | tuple[Any, ...] | None = blob
+        self._cold: ColdSection | None = None
+        self.hash_key = hash_key
 
     def _fill(self) -> None:
+        self.hash_key = None  # every mutation comes through here (see _decoding)
         blob, self._blob = self._blob, None
         if blob is not None:
+            if isinstance(blob, tuple):  # a cache row: (eager, order, offset, size)
+                assert self._cold is not None
+                blob = self._cold.read(blob[2], blob[3])
             rest = unpickle_plain(blob)
             items = [(k, rest[k] if k in rest else dict.__getitem__(self, k)) for k in self._order]
             dict.clear(self)
@@ -152,28 +178,70 @@ def _read(path: Path, key: tuple[Any, ...]) -> tuple[State, int] | None:
         with open(path, "rb") as fh:
             if unpickle_plain(fh) != key:
                 return None
-            lineage, serial, canonical_version, pending, rows = unpickle_plain(fh)
-        projects = {
-            name: LazyEntry(eager, order, blob) if blob is not None else eager
-            for name, (eager, order, blob) in rows.items()
-        }
+            lineage, serial, canonical_version, pending, rows, size = unpickle_plain(fh)
+            base = fh.tell()
+            if type(size) is not int or os.fstat(fh.fileno()).st_size != base + size:
+                return None  # truncated, or something appended
+            cold = ColdSection(os.dup(fh.fileno()), base, size)
+        new, update, lazy = LazyEntry.__new__, dict.update, LazyEntry
+        projects: dict[str, dict[str, Any]] = {}
+        for name, row in rows.items():
+            if row[1]:  # some keys deferred: see LazyEntry (built without its __init__)
+                entry = new(lazy)
+                update(entry, row[0])
+                entry._order, entry._blob, entry._cold, entry.hash_key = row[1], row, cold, row[4]
+                projects[name] = entry
+            else:
+                projects[name] = row[0]
         return State(lineage, serial, canonical_version, projects), int(pending)
     except Exception:  # missing, corrupt, foreign: read state.json instead
         return None
 
 
-def _row(entry: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...], bytes | None]:
-    eager = {k: v for k, v in entry.items() if k not in DEFERRED}
+def _row(
+    entry: dict[str, Any],
+) -> tuple[dict[str, Any], tuple[str, ...], bytes | None, str | None]:
+    """(eager part, key order, pickle of the deferred part, hash_key) of one entry."""
+    h = entry.get("hashes")
+    key = None
+    if (
+        "spec" in entry
+        and isinstance(h, dict)
+        and tuple(h) == _PARTS
+        and all(type(v) is str and "\n" not in v for v in h.values())
+    ):
+        key = hash_key(h["render"], h["metadata"], h["userdata"])
+    deferred = DEFERRED if key is not None else DEFERRED - {"hashes"}
+    eager = {k: v for k, v in entry.items() if k not in deferred}
     if not eager or len(eager) == len(entry):
-        return entry, (), None
-    rest = {k: v for k, v in entry.items() if k in DEFERRED}
-    return eager, tuple(entry), pickle.dumps(rest, protocol=pickle.HIGHEST_PROTOCOL)
+        return entry, (), None, None
+    rest = {k: v for k, v in entry.items() if k in deferred}
+    return eager, tuple(entry), pickle.dumps(rest, protocol=pickle.HIGHEST_PROTOCOL), key
+
+
+def _intern(value: Any) -> Any:
+    return sys.intern(value) if type(value) is str else value
 
 
 def _write(path: Path, key: tuple[Any, ...], state: State, pending: int) -> None:
+    """The key, then the state with every entry's deferred part replaced by its place in
+    the cold section, then that section (the deferred parts, pickled one by one)."""
     directory = path.parent
-    rows = {name: _row(entry) for name, entry in state.projects.items()}
-    body = (state.lineage, state.serial, state.canonical_version, pending, rows)
+    rows: dict[str, tuple[Any, ...]] = {}
+    orders: dict[tuple[str, ...], tuple[str, ...]] = {}  # one tuple per key order: shared
+    pieces: list[bytes] = []
+    size = 0
+    for name, entry in state.projects.items():
+        eager, order, blob, hkey = _row(entry)
+        if blob is None:
+            rows[name] = (eager, (), 0, 0, None)
+            continue
+        if isinstance(labels := eager.get("labels"), dict):  # they repeat: share them
+            eager["labels"] = {_intern(k): _intern(v) for k, v in labels.items()}
+        rows[name] = (eager, orders.setdefault(order, order), size, len(blob), hkey)
+        pieces.append(blob)
+        size += len(blob)
+    body = (state.lineage, state.serial, state.canonical_version, pending, rows, size)
     if not directory.is_dir():
         directory.mkdir()
         (directory / ".gitignore").write_text("# the plan cache: never commit it\n*\n")
@@ -182,6 +250,7 @@ def _write(path: Path, key: tuple[Any, ...], state: State, pending: int) -> None
         with open(tmp, "wb") as fh:
             pickle.dump(key, fh, protocol=pickle.HIGHEST_PROTOCOL)
             pickle.dump(body, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            fh.writelines(pieces)
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields, replace
+from operator import attrgetter
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from reconciler.core.canonical import (
@@ -160,19 +162,37 @@ def _changed_keys(diff: Iterable[DiffEntry]) -> list[str]:
 
 
 class _UpToDate(Change):
-    """An "up to date" noop decided from a precomputed ``SpecDigest``: its canonical spec is
-    built only if something reads ``spec`` (at catalogue scale, nothing usually does)."""
+    """An "up to date" noop decided from precomputed hashes: its canonical spec (and its
+    ``SpecHashes``) are built only if something reads them (at catalogue scale, nothing
+    usually does). Its fixed fields are class attributes (see ``of``)."""
+
+    action = "noop"
+    reasons = ("up to date",)
 
     @property
     def spec(self) -> dict[str, Any] | None:
-        if "_spec" not in self.__dict__:
-            self.__dict__["_spec"] = self.__dict__.pop("_build")()
-        spec: dict[str, Any] | None = self.__dict__["_spec"]
+        d = self.__dict__
+        if "_spec" not in d:
+            d["_spec"] = applied_spec(d.pop("_m").spec)
+        spec: dict[str, Any] | None = d["_spec"]
         return spec
 
     @spec.setter
     def spec(self, value: dict[str, Any] | None) -> None:
         self.__dict__["_spec"] = value
+
+    @property
+    def hashes(self) -> SpecHashes | None:
+        d = self.__dict__
+        if "_hashes" not in d:
+            render, metadata, userdata = d.pop("_key").split("\n")
+            d["_hashes"] = SpecHashes(render, metadata, userdata)
+        hashes: SpecHashes | None = d["_hashes"]
+        return hashes
+
+    @hashes.setter
+    def hashes(self, value: SpecHashes | None) -> None:
+        self.__dict__["_hashes"] = value
 
     def __eq__(self, other: object) -> bool:  # equal to the Change the slow path builds
         if not isinstance(other, Change):
@@ -186,76 +206,100 @@ class _UpToDate(Change):
         cls,
         m: DesiredProject,
         project_id: str,
-        digest: SpecDigest,
+        key: str,
         labels: dict[str, str],
         annotations: dict[str, str],
     ) -> Change:
+        """``key``: the desired hashes, joined by newlines (see ``_parts_of``).
+
+        Only what differs between noops is set on the instance: every other field is a
+        class attribute (``action``, ``reasons`` above; the defaults of ``Change``).
+        """
         change = cls.__new__(cls)
-        fixed, factories = _noop_template()
-        change.__dict__.update(fixed, **{name: make() for name, make in factories.items()})
-        change.__dict__.update(
-            name=m.name,
-            project_id=project_id,
-            hashes=digest.hashes,
-            labels=labels,
-            annotations=annotations,
-            _build=lambda: applied_spec(m.spec),
-        )
+        d = change.__dict__
+        d["name"] = m.name
+        d["project_id"] = project_id
+        d["labels"] = labels
+        d["annotations"] = annotations
+        d["_m"] = m
+        d["_key"] = key
         return change
 
 
-_TEMPLATE: list[tuple[dict[str, Any], dict[str, Any]]] = []
+# every field an "up to date" noop does not set itself has a plain default to fall back on
+assert all(
+    f.name in ("name", "project_id", "labels", "annotations", "action", "reasons")
+    or (f.default is not MISSING and f.default_factory is MISSING)
+    for f in fields(Change)
+)
 
 
-def _noop_template() -> tuple[dict[str, Any], dict[str, Any]]:
-    """Field values of an "up to date" noop: (plain defaults, default factories)."""
-    if not _TEMPLATE:
-        fixed: dict[str, Any] = {"action": "noop", "reasons": ("up to date",), "diff": ()}
-        factories: dict[str, Any] = {}
-        for f in fields(Change):
-            if f.name in fixed or f.name in ("name", "spec", "project_id", "hashes"):
-                continue
-            if f.default_factory is not MISSING:
-                factories[f.name] = f.default_factory
-            else:
-                fixed[f.name] = f.default
-        _TEMPLATE.append((fixed, factories))
-    return _TEMPLATE[0]
+def _parts_of(m: DesiredProject) -> tuple[str, str | None] | None:
+    """(hash key, projectId) of a manifest that carries its hashes: ``fast_digest`` (the plan
+    cache's manifests) or a ``SpecDigest`` as ``digest``. The hash key is the render,
+    metadata and userdata hashes joined by newlines (``manifest_cache.hash_key``)."""
+    parts: tuple[str, str | None] | None = getattr(m, "fast_digest", None)
+    if parts is None:
+        digest: SpecDigest | None = getattr(m, "digest", None)
+        if digest is not None:
+            h = digest.hashes
+            parts = (f"{h.render}\n{h.metadata}\n{h.userdata}", digest.project_id)
+    return parts
+
+
+_NONE: Mapping[str, str] = MappingProxyType({})  # a missing labels/annotations entry
 
 
 def _up_to_date(
     m: DesiredProject,
-    digest: SpecDigest,
+    parts: tuple[str, str | None],
     entry: Mapping[str, Any] | None,
     state: State,
     options: PlanOptions,
-    labels: dict[str, str],
-    annotations: dict[str, str],
-) -> bool:
-    """Exactly the conditions under which ``_plan_desired`` says "up to date"."""
-    if entry is None or entry.get("pending") or not entry.get("project_id"):
-        return False
-    if (digest.project_id and digest.project_id != entry["project_id"]) or m.name in options.force:
-        return False
-    return (
-        _hashes_of(entry, state) == digest.hashes
-        and entry.get("labels", {}) == labels
-        and entry.get("annotations", {}) == annotations
-    )
+) -> Change | None:
+    """The "up to date" noop ``_plan_desired`` would return, decided from hashes alone; None
+    when it would not say "up to date" (or when that takes more than hashes to tell).
+
+    Entries are read with ``dict.get``: the state's entries are dicts, and a lazily decoded
+    one (``state_cache.LazyEntry``) holds every key but spec/history/last_render/hashes
+    itself; while it holds back its hashes it has a ``hash_key`` (and a spec).
+    """
+    if not isinstance(entry, dict) or state.canonical_version != CANONICAL_VERSION:
+        return None  # (_hashes_of would re-derive the stored hashes from the stored spec)
+    get = dict.get
+    project_id = get(entry, "project_id")
+    if not project_id or get(entry, "pending") or (options.force and m.name in options.force):
+        return None
+    key, wanted_id = parts
+    if wanted_id and wanted_id != project_id:
+        return None
+    stored = None if type(entry) is dict else getattr(entry, "hash_key", None)
+    if stored is not None:
+        if stored != key:
+            return None
+    else:
+        h = get(entry, "hashes")
+        if h is None or "spec" not in entry:
+            return None
+        if (h["render"], h["metadata"], h["userdata"]) != tuple(key.split("\n")):
+            return None
+    labels, annotations = m.labels, m.annotations
+    if get(entry, "labels", _NONE) != labels or get(entry, "annotations", _NONE) != annotations:
+        return None
+    return _UpToDate.of(m, project_id, key, dict(labels), dict(annotations))
 
 
 def _plan_desired(m: DesiredProject, state: State, options: PlanOptions) -> Change:
     entry = state.projects.get(m.name)
-    # A cached manifest carries its digest: an unchanged project is then planned without
+    # A cached manifest carries its hashes: an unchanged project is then planned without
     # canonicalising (or even reading) either spec.
-    digest: SpecDigest | None = getattr(m, "digest", None)
-    if digest is not None:
-        labels, annotations = dict(m.labels), dict(m.annotations)
-        if _up_to_date(m, digest, entry, state, options, labels, annotations):
-            assert entry is not None
-            return _UpToDate.of(m, entry["project_id"], digest, labels, annotations)
+    parts = _parts_of(m)
+    if parts is not None:
+        change = _up_to_date(m, parts, entry, state, options)
+        if change is not None:
+            return change
     spec = applied_spec(m.spec)
-    hashes = digest.hashes if digest is not None else spec_hashes(spec)
+    hashes = SpecHashes(*parts[0].split("\n")) if parts is not None else spec_hashes(spec)
     common: dict[str, Any] = {
         "spec": spec,
         "hashes": hashes,
@@ -426,6 +470,9 @@ def _with_drift(change: Change, d: ProjectDrift, entry: Mapping[str, Any], heal:
     )
 
 
+_by_name = attrgetter("name")
+
+
 def plan(
     desired: Sequence[DesiredProject],
     state: State,
@@ -435,20 +482,29 @@ def plan(
     options = options or PlanOptions()
     changes: list[Change] = []
     wanted = {m.name for m in desired}
-    for m in sorted(desired, key=lambda m: m.name):
-        if _selected(m.name, m.labels, options):
+    selecting = bool(options.only or options.selector)
+    projects = state.projects
+    for m in sorted(desired, key=_by_name):
+        if selecting and not _selected(m.name, m.labels, options):
+            continue
+        # the unchanged project, first: most of a catalogue, planned from hashes alone
+        parts = getattr(m, "fast_digest", None) or _parts_of(m)
+        change = (
+            None if parts is None else _up_to_date(m, parts, projects.get(m.name), state, options)
+        )
+        if change is None:
             change = _plan_desired(m, state, options)
-            found = (drift or {}).get(m.name)
-            if found is not None and found.drifted:
-                entry = state.projects.get(m.name, {})
-                change = _with_drift(change, found, entry, options.heal)
-            changes.append(change)
+        found = drift.get(m.name) if drift else None
+        if found is not None and found.drifted:
+            entry = projects.get(m.name, {})
+            change = _with_drift(change, found, entry, options.heal)
+        changes.append(change)
 
     refusals: list[str] = []
     orphans = [
-        (name, entry)
-        for name, entry in sorted(state.projects.items())
-        if name not in wanted and _selected(name, entry.get("labels", {}), options)
+        (name, projects[name])
+        for name in sorted(name for name in projects if name not in wanted)
+        if _selected(name, projects[name].get("labels", {}), options)
     ]
     deletable: list[str] = []
     for name, entry in orphans:

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import copy
+import gc
 import os
 import pickle
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from reconciler.adapters import loader, manifest_cache
+from reconciler.adapters import loader, manifest_cache, state_cache
 from reconciler.adapters.loader import LoadResult, load_manifests
 from reconciler.adapters.manifest_cache import CACHE_FILE
-from reconciler.core.planner import plan
+from reconciler.core.canonical import CANONICAL_VERSION, applied_spec, spec_hashes
+from reconciler.core.planner import PlanOptions, plan
 from reconciler.core.state import State
 
 MANIFEST = """\
@@ -168,20 +172,31 @@ def test_settled_files_drop_their_digests(
 ) -> None:
     cached(catalogue)
     entries = read_entries(catalogue)
-    assert all(digest is not None for row in entries.values() for _, _, digest in row[0])
+    assert all(digest is not None for row in entries.values() for _, _, digest in files(row))
     monkeypatch.setattr(manifest_cache, "RACY_NS", -(10**18))  # everything is old now
     parses.clear()
     cached(catalogue)
     assert parses == []
     entries = read_entries(catalogue)
-    assert all(digest is None for row in entries.values() for _, _, digest in row[0])
+    assert all(digest is None for row in entries.values() for _, _, digest in files(row))
+    # a settled file read alone, with one manifest, is kept as one flat tuple
+    assert len(entries[os.path.abspath(catalogue / "a.yaml")]) == manifest_cache._FLAT
+    assert len(entries[os.path.abspath(catalogue / "sub" / "pair.yaml")]) == 4
 
 
 def read_entries(catalogue: Path) -> dict[str, Any]:
     with open(catalogue.parent / "state" / "cache" / CACHE_FILE, "rb") as fh:
         pickle.load(fh)
-        entries: dict[str, Any] = pickle.load(fh)
+        entries: dict[str, Any]
+        entries, _ = pickle.load(fh)  # then the cold section: the specs
     return entries
+
+
+def files(row: tuple[Any, ...]) -> list[tuple[str, Any, bytes | None]]:
+    """(path, signature, digest) of every file an entry depends on."""
+    if len(row) == manifest_cache._FLAT:  # the manifest file alone, settled
+        return [("", row[:6], None)]
+    return list(row[0])
 
 
 class Boom:
@@ -263,3 +278,99 @@ def test_removed_and_added_files_are_seen(catalogue: Path, parses: list[str]) ->
     assert parses == ["g.yaml"]
     assert sorted(m.name for m in result.manifests) == ["b", "c", "d", "e", "g"]
     assert result.paths == load_manifests(catalogue).paths
+
+
+def test_specs_are_read_from_the_cache_file_that_was_loaded(catalogue: Path) -> None:
+    cached(catalogue)
+    warm = cached(catalogue).manifests  # specs not decoded yet: they stay in the file
+    (catalogue / "a.yaml").write_text(doc("a", "Other"))
+    cached(catalogue)  # another run replaces the cache file meanwhile
+    (catalogue.parent / "state" / "cache" / CACHE_FILE).unlink()
+    fresh = {m.name: m for m in load_manifests(catalogue).manifests}
+    for m in warm:
+        if m.name != "a":
+            assert m == fresh[m.name]
+    assert next(m for m in warm if m.name == "a").spec["title"] == "T"  # as loaded then
+
+
+def test_the_cold_section_is_compacted(catalogue: Path, parses: list[str]) -> None:
+    cached(catalogue)
+    path = catalogue.parent / "state" / "cache" / CACHE_FILE
+    sizes = []
+    for i in range(12):  # every edit leaves the old spec behind, until it is compacted
+        (catalogue / "sub" / "pair.yaml").write_text(doc("b", f"B{i}") + "---\n" + doc("c"))
+        same(cached(catalogue), load_manifests(catalogue))
+        sizes.append(path.stat().st_size)
+    assert max(sizes) < 2.5 * sizes[0]
+    parses.clear()
+    result = cached(catalogue)
+    assert parses == []
+    same(result, load_manifests(catalogue))
+    assert next(m for m in result.manifests if m.name == "b").spec["title"] == "B11"
+
+
+def test_gc_paused_freezes_the_heap_then_thaws_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Node:
+        me: Any
+
+    try:
+        with manifest_cache.gc_paused():
+            node = Node()
+            node.me = node  # a cycle
+            ref = weakref.ref(node)
+        del node
+        gc.collect()
+        assert ref() is not None  # frozen: the collector does not look at it
+        monkeypatch.setattr(manifest_cache, "THAW_AFTER_S", -1.0)
+        with manifest_cache.gc_paused():  # long after the last freeze: thawed and collected
+            pass
+        assert ref() is None
+    finally:
+        gc.unfreeze()
+        manifest_cache._FROZEN_AT.clear()
+
+
+def test_a_cached_plan_against_a_cached_state_equals_the_uncached_one(
+    catalogue: Path, tmp_path: Path
+) -> None:
+    fresh = load_manifests(catalogue).manifests
+    projects: dict[str, dict[str, Any]] = {}
+    for m in fresh:
+        spec = applied_spec(m.spec)
+        projects[m.name] = {
+            "project_id": f"p-{m.name}",
+            "labels": dict(m.labels),
+            "annotations": dict(m.annotations),
+            "spec": spec,
+            "hashes": spec_hashes(spec).as_dict(),
+            "history": [],
+        }
+    projects["a"]["labels"] = {"team": "other"}  # labels changed: recorded
+    projects["b"]["hashes"]["render"] = "sha256:0"  # to render
+    projects["c"]["pending"] = {"op": "render", "project_id": "p-c"}  # interrupted
+    projects["gone"] = {**projects["d"], "project_id": "p-gone"}  # an orphan
+    state = State("L", 1, CANONICAL_VERSION, projects)
+    key = ("test",)
+    state_cache._write(tmp_path / "state.pickle", key, state, 0)
+    read = state_cache._read(tmp_path / "state.pickle", key)
+    assert read is not None
+    warm_state = read[0]
+    cached(catalogue)
+    warm = cached(catalogue).manifests
+    got, expected = plan(warm, warm_state), plan(fresh, state)
+    assert got == expected
+    assert [c.action for c in got.changes] == ["noop", "render", "render", "noop", "noop", "orphan"]
+    e = warm_state.projects["e"]
+    assert isinstance(e, state_cache.LazyEntry) and e.hash_key is not None  # never decoded
+    assert plan(warm, warm_state, PlanOptions(force=frozenset({"e"}))) == plan(
+        fresh, state, PlanOptions(force=frozenset({"e"}))
+    )
+
+
+def test_a_cached_manifest_copies_and_pickles_with_its_spec(catalogue: Path) -> None:
+    cached(catalogue)
+    m = cached(catalogue).manifests[0]
+    fresh = load_manifests(catalogue).manifests[0]
+    for twin in (copy.deepcopy(m), copy.copy(m), pickle.loads(pickle.dumps(m))):
+        assert type(twin).__name__ == "CachedManifest" and twin == fresh
+        assert twin.digest == m.digest

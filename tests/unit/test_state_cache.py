@@ -28,18 +28,37 @@ ENTRY = {
 
 
 def lazy() -> LazyEntry:
-    eager, order, blob = state_cache._row(copy.deepcopy(ENTRY))
-    assert blob is not None
-    return LazyEntry(eager, order, blob)
+    eager, order, blob, key = state_cache._row(copy.deepcopy(ENTRY))
+    assert blob is not None and key == "r\nm\nu"
+    return LazyEntry(eager, order, blob, key)
 
 
 def test_lazy_entry_answers_without_decoding_until_it_must() -> None:
     entry = lazy()
-    assert entry.get("project_id") == "p1" and entry["hashes"]["render"] == "r"
-    assert "spec" in entry and "nope" not in entry and len(entry) == len(ENTRY)
+    assert entry.get("project_id") == "p1" and entry["labels"] == {"team": "t"}
+    assert "spec" in entry and "hashes" in entry and "nope" not in entry
+    assert len(entry) == len(ENTRY) and entry.hash_key == "r\nm\nu"
     assert entry._blob is not None  # still deferred
     assert entry.get("spec") == ENTRY["spec"]
-    assert entry._blob is None
+    assert entry._blob is None and entry.hash_key is None  # decoded: the dict says it all
+    assert entry["hashes"] == ENTRY["hashes"]
+
+
+def test_hash_key_never_outlives_a_change() -> None:
+    entry = lazy()
+    entry["hashes"]["render"] = "r2"  # reading "hashes" decodes the entry first
+    assert entry.hash_key is None
+    entry = lazy()
+    entry["project_id"] = "p2"
+    assert entry.hash_key is None and entry["hashes"] == ENTRY["hashes"]
+
+
+def test_irregular_hashes_stay_in_the_dict() -> None:
+    odd = {**copy.deepcopy(ENTRY), "hashes": {"render": "r"}}
+    eager, _, blob, key = state_cache._row(odd)
+    assert key is None and eager["hashes"] == {"render": "r"} and blob is not None
+    no_spec = {k: v for k, v in copy.deepcopy(ENTRY).items() if k != "spec"}
+    assert state_cache._row(no_spec)[3] is None
 
 
 @pytest.mark.parametrize(
@@ -124,3 +143,18 @@ def test_a_damaged_cache_is_ignored(store: StateStore) -> None:
     path = store.dir / "cache" / CACHE_FILE
     path.write_bytes(path.read_bytes()[:100])
     assert StateStore(store.dir).peek().to_json() == StateStore(store.dir).load().to_json()
+
+
+def test_a_cache_cut_short_in_its_deferred_part_is_ignored(store: StateStore) -> None:
+    store.peek()
+    path = store.dir / "cache" / CACHE_FILE
+    path.write_bytes(path.read_bytes()[:-10])  # the eager part intact, a spec cut short
+    assert StateStore(store.dir).peek().to_json() == StateStore(store.dir).load().to_json()
+
+
+def test_deferred_parts_come_from_the_file_that_was_read(store: StateStore) -> None:
+    store.peek()
+    entry = StateStore(store.dir).peek().projects["a"]
+    assert isinstance(entry, LazyEntry) and entry._blob is not None
+    (store.dir / "cache" / CACHE_FILE).unlink()  # replaced or removed meanwhile
+    assert entry["spec"] == ENTRY["spec"] and entry["hashes"] == ENTRY["hashes"]

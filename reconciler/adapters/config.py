@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -61,6 +60,8 @@ def find_pyproject(start: Path) -> Path | None:
 
 
 def _pyproject_table(path: Path) -> dict[str, Any]:
+    import tomllib  # lazily: most runs have no pyproject.toml above them
+
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:

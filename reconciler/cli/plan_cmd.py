@@ -9,7 +9,6 @@ from typing import Any
 
 from reconciler.adapters.state import StateStore
 from reconciler.cli import common
-from reconciler.cli.drift_cmd import refresh_drift
 from reconciler.cli.main import EXIT_CHANGES, EXIT_OK
 from reconciler.core.planner import plan
 
@@ -64,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
         options = dataclasses.replace(options, heal=args.heal)
         holder = common.ClientHolder(settings)
         try:
+            from reconciler.cli.drift_cmd import refresh_drift  # only --refresh pays for it
+
             drift = refresh_drift(settings, holder, state, loaded.manifests, options)
         finally:
             holder.close()

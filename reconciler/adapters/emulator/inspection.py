@@ -56,8 +56,8 @@ class InspectionMixin:
     _media: MediaLibrary
     _clock: Callable[[], float]
 
-    def settle(self) -> int:
-        raise NotImplementedError
+    def settle(self) -> int:  # provided by Emulator; declared for the methods below
+        raise NotImplementedError("InspectionMixin is only used through Emulator")
 
     def calls(self, action: str | None = None, limit: int | None = None) -> list[CallRecord]:
         """Calls received, oldest first (``limit``: only the most recent ones)."""

@@ -8,6 +8,7 @@ request never repeats a nonce. The query is written in RFC 3986 form (space as %
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import logging
 import re
@@ -42,7 +43,7 @@ def encode_query(params: Iterable[tuple[str, str]]) -> bytes:
     ).encode("ascii")
 
 
-class _VodAuth(httpx.Auth):
+class _VodAuth(httpx.Auth, abc.ABC):
     """Shared plumbing: which action, whose credentials, which clock and nonces."""
 
     requires_request_body = False
@@ -71,8 +72,9 @@ class _VodAuth(httpx.Auth):
     def __repr__(self) -> str:  # never the credentials object, let alone its secret
         return f"{type(self).__name__}(action={self.action!r})"
 
+    @abc.abstractmethod
     def sign(self, request: httpx.Request) -> None:
-        raise NotImplementedError
+        """Add this scheme's signature to ``request`` (fresh nonce and timestamp)."""
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         self.sign(request)
@@ -149,7 +151,7 @@ def make_auth(
     user_agent: str = USER_AGENT,
 ) -> _VodAuth:
     """The Auth for ``signature`` "v3" (ACS3-HMAC-SHA256) or "v2" (HMAC-SHA1)."""
-    cls: type[_VodAuth] = {"v3": AcsV3Auth, "v2": RpcV2Auth}[signature]
+    cls = AcsV3Auth if signature == "v3" else RpcV2Auth
     return cls(credentials, action, clock=clock, nonce=nonce, user_agent=user_agent)
 
 

@@ -8,109 +8,40 @@ remote project changed outside git, see ``reconciler.core.drift``) is only repor
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import MISSING, dataclass, field, fields, replace
+from dataclasses import replace
 from operator import attrgetter
-from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any
 
 from reconciler.core.canonical import (
     CANONICAL_VERSION,
     METADATA_KEYS,
     RENDER_KEYS,
-    SpecDigest,
     SpecHashes,
     applied_spec,
     spec_hashes,
 )
 from reconciler.core.diff import DiffEntry, diff_specs
 from reconciler.core.drift import ProjectDrift
+from reconciler.core.plan_fastpath import parts_of, up_to_date
+from reconciler.core.plan_model import (
+    ACTIONS,
+    PRUNE_ANNOTATION,
+    Change,
+    DesiredProject,
+    Plan,
+    PlanOptions,
+)
 from reconciler.core.state import State
 
-ACTIONS = ("create", "render", "update", "adopt", "noop", "orphan", "delete")
-PRUNE_ANNOTATION = "reconciler/prune"
-
-
-class DesiredProject(Protocol):
-    """What the planner needs of a manifest (``reconciler.adapters.loader.Manifest``)."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def labels(self) -> dict[str, str]: ...
-    @property
-    def annotations(self) -> dict[str, str]: ...
-    @property
-    def spec(self) -> dict[str, Any]: ...
-
-
-@dataclass(frozen=True)
-class PlanOptions:
-    only: frozenset[str] = frozenset()
-    selector: Mapping[str, str] = field(default_factory=dict)
-    force: frozenset[str] = frozenset()
-    prune: bool = False
-    max_deletes: int = 10
-    allow_empty: bool = False
-    retry_failed: bool = False
-    heal: bool = False  # revert drift: render a drifted timeline, update drifted metadata
-
-
-@dataclass(frozen=True)
-class Change:
-    name: str
-    action: str
-    project_id: str | None
-    reasons: tuple[str, ...]
-    diff: tuple[DiffEntry, ...] = ()
-    spec: dict[str, Any] | None = None  # canonical desired spec (None for orphan/delete)
-    hashes: SpecHashes | None = None
-    labels: dict[str, str] = field(default_factory=dict)
-    annotations: dict[str, str] = field(default_factory=dict)
-    record: bool = False  # a noop that still updates the state (e.g. userData changed)
-    verify: bool = False  # an interrupted call must be checked remotely before acting
-    pending: dict[str, Any] | None = None  # the interrupted call's journaled intent
-    held: bool = False  # not resubmitted: this spec's last render failed permanently
-    drift: bool = False  # the remote project changed outside git (see the reasons)
-    # When an apply last changed this project remotely (state times, the engine's clock): VOD's
-    # ModifiedTime must be later for an interrupted render that left the Timeline as it was
-    # to count as having happened (see ``reconciler.engine.apply``).
-    last_change_at: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "action": self.action,
-            "project_id": self.project_id,
-            "reasons": list(self.reasons),
-            "diff": [str(d) for d in self.diff],
-        }
-
-
-@dataclass(frozen=True)
-class Plan:
-    changes: tuple[Change, ...]
-    refusals: tuple[str, ...] = ()  # guard rails that stopped part of the plan (prune limits)
-
-    @property
-    def summary(self) -> dict[str, int]:
-        counts = dict.fromkeys(ACTIONS, 0)
-        for change in self.changes:
-            counts[change.action] += 1
-        return counts
-
-    @property
-    def has_changes(self) -> bool:
-        """True when apply would touch VOD (orphans and local-only bookkeeping do not)."""
-        return any(
-            c.action in ("create", "render", "update", "adopt", "delete") for c in self.changes
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "format_version": 1,
-            "changes": [c.as_dict() for c in self.changes],
-            "summary": self.summary,
-        }
+__all__ = [  # the plan's types live in plan_model; importing them from here keeps working
+    "ACTIONS",
+    "PRUNE_ANNOTATION",
+    "Change",
+    "DesiredProject",
+    "Plan",
+    "PlanOptions",
+    "plan",
+]
 
 
 def _selected(name: str, labels: Mapping[str, str], options: PlanOptions) -> bool:
@@ -161,141 +92,13 @@ def _changed_keys(diff: Iterable[DiffEntry]) -> list[str]:
     return keys
 
 
-class _UpToDate(Change):
-    """An "up to date" noop decided from precomputed hashes: its canonical spec (and its
-    ``SpecHashes``) are built only if something reads them (at catalogue scale, nothing
-    usually does). Its fixed fields are class attributes (see ``of``)."""
-
-    action = "noop"
-    reasons = ("up to date",)
-
-    @property
-    def spec(self) -> dict[str, Any] | None:
-        d = self.__dict__
-        if "_spec" not in d:
-            d["_spec"] = applied_spec(d.pop("_m").spec)
-        spec: dict[str, Any] | None = d["_spec"]
-        return spec
-
-    @spec.setter
-    def spec(self, value: dict[str, Any] | None) -> None:
-        self.__dict__["_spec"] = value
-
-    @property
-    def hashes(self) -> SpecHashes | None:
-        d = self.__dict__
-        if "_hashes" not in d:
-            render, metadata, userdata = d.pop("_key").split("\n")
-            d["_hashes"] = SpecHashes(render, metadata, userdata)
-        hashes: SpecHashes | None = d["_hashes"]
-        return hashes
-
-    @hashes.setter
-    def hashes(self, value: SpecHashes | None) -> None:
-        self.__dict__["_hashes"] = value
-
-    def __eq__(self, other: object) -> bool:  # equal to the Change the slow path builds
-        if not isinstance(other, Change):
-            return NotImplemented
-        return all(getattr(self, f.name) == getattr(other, f.name) for f in fields(Change))
-
-    __hash__ = None  # type: ignore[assignment]
-
-    @classmethod
-    def of(
-        cls,
-        m: DesiredProject,
-        project_id: str,
-        key: str,
-        labels: dict[str, str],
-        annotations: dict[str, str],
-    ) -> Change:
-        """``key``: the desired hashes, joined by newlines (see ``_parts_of``).
-
-        Only what differs between noops is set on the instance: every other field is a
-        class attribute (``action``, ``reasons`` above; the defaults of ``Change``).
-        """
-        change = cls.__new__(cls)
-        d = change.__dict__
-        d["name"] = m.name
-        d["project_id"] = project_id
-        d["labels"] = labels
-        d["annotations"] = annotations
-        d["_m"] = m
-        d["_key"] = key
-        return change
-
-
-# every field an "up to date" noop does not set itself has a plain default to fall back on
-assert all(
-    f.name in ("name", "project_id", "labels", "annotations", "action", "reasons")
-    or (f.default is not MISSING and f.default_factory is MISSING)
-    for f in fields(Change)
-)
-
-
-def _parts_of(m: DesiredProject) -> tuple[str, str | None] | None:
-    """(hash key, projectId) of a manifest that carries its hashes: ``fast_digest`` (the plan
-    cache's manifests) or a ``SpecDigest`` as ``digest``. The hash key is the render,
-    metadata and userdata hashes joined by newlines (``manifest_cache.hash_key``)."""
-    parts: tuple[str, str | None] | None = getattr(m, "fast_digest", None)
-    if parts is None:
-        digest: SpecDigest | None = getattr(m, "digest", None)
-        if digest is not None:
-            h = digest.hashes
-            parts = (f"{h.render}\n{h.metadata}\n{h.userdata}", digest.project_id)
-    return parts
-
-
-_NONE: Mapping[str, str] = MappingProxyType({})  # a missing labels/annotations entry
-
-
-def _up_to_date(
-    m: DesiredProject,
-    parts: tuple[str, str | None],
-    entry: Mapping[str, Any] | None,
-    state: State,
-    options: PlanOptions,
-) -> Change | None:
-    """The "up to date" noop ``_plan_desired`` would return, decided from hashes alone; None
-    when it would not say "up to date" (or when that takes more than hashes to tell).
-
-    Entries are read with ``dict.get``: the state's entries are dicts, and a lazily decoded
-    one (``state_cache.LazyEntry``) holds every key but spec/history/last_render/hashes
-    itself; while it holds back its hashes it has a ``hash_key`` (and a spec).
-    """
-    if not isinstance(entry, dict) or state.canonical_version != CANONICAL_VERSION:
-        return None  # (_hashes_of would re-derive the stored hashes from the stored spec)
-    get = dict.get
-    project_id = get(entry, "project_id")
-    if not project_id or get(entry, "pending") or (options.force and m.name in options.force):
-        return None
-    key, wanted_id = parts
-    if wanted_id and wanted_id != project_id:
-        return None
-    stored = None if type(entry) is dict else getattr(entry, "hash_key", None)
-    if stored is not None:
-        if stored != key:
-            return None
-    else:
-        h = get(entry, "hashes")
-        if h is None or "spec" not in entry:
-            return None
-        if (h["render"], h["metadata"], h["userdata"]) != tuple(key.split("\n")):
-            return None
-    labels, annotations = m.labels, m.annotations
-    if get(entry, "labels", _NONE) != labels or get(entry, "annotations", _NONE) != annotations:
-        return None
-    return _UpToDate.of(m, project_id, key, dict(labels), dict(annotations))
-
-
 def _plan_desired(m: DesiredProject, state: State, options: PlanOptions) -> Change:
     entry = state.projects.get(m.name)
     # A cached manifest carries its hashes: an unchanged project is then planned without
     # canonicalising (or even reading) either spec.
-    parts = _parts_of(m)
+    parts = parts_of(m)
     if parts is not None:
-        change = _up_to_date(m, parts, entry, state, options)
+        change = up_to_date(m, parts, entry, state, options)
         if change is not None:
             return change
     spec = applied_spec(m.spec)
@@ -488,9 +291,9 @@ def plan(
         if selecting and not _selected(m.name, m.labels, options):
             continue
         # the unchanged project, first: most of a catalogue, planned from hashes alone
-        parts = getattr(m, "fast_digest", None) or _parts_of(m)
+        parts = getattr(m, "fast_digest", None) or parts_of(m)
         change = (
-            None if parts is None else _up_to_date(m, parts, projects.get(m.name), state, options)
+            None if parts is None else up_to_date(m, parts, projects.get(m.name), state, options)
         )
         if change is None:
             change = _plan_desired(m, state, options)

@@ -30,31 +30,33 @@ cannot match either).
 from __future__ import annotations
 
 import contextlib
-import gc
-import hashlib
 import importlib.util
-import io
 import os
 import pickle
-import sys
-import threading
 import time
 import uuid
-import weakref
-from collections.abc import Iterator
-from operator import itemgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any
 
 from reconciler import __version__
-from reconciler.core.canonical import CANONICAL_VERSION, SpecDigest, SpecHashes, spec_digest
+from reconciler.adapters.cached_manifest import BLOB, COLD, SIZE, CachedManifest
+from reconciler.adapters.cachefile import (
+    RACY_NS,
+    ColdSection,
+    Sig,
+    content_digest,
+    gc_paused,
+    hash_key,
+    signature,
+    stat_signature,
+    unpickle_plain,
+)
+from reconciler.core.canonical import CANONICAL_VERSION
 from reconciler.errors import ManifestIssue
-
-if TYPE_CHECKING:
-    from reconciler.core.models import Manifest
 
 __all__ = [
     "CACHE_FILE",
+    "RACY_NS",
     "CachedManifest",
     "ColdSection",
     "Doc",
@@ -62,262 +64,29 @@ __all__ = [
     "ManifestCache",
     "Reads",
     "gc_paused",
+    "hash_key",
+    "stat_signature",
+    "unpickle_plain",
 ]
 
 CACHE_FILE = "manifests.pickle"
 FORMAT = 4
-RACY_NS = 2_000_000_000  # coarser than any common file system's timestamp granularity
 _PACKAGE = Path(__file__).resolve().parent.parent
 _SOURCES = (  # code whose change can change what loading a file yields
     "adapters/loader.py",
+    "adapters/discover.py",
+    "adapters/timeline_file.py",
     "adapters/yamlpos.py",
     "adapters/manifest_cache.py",
+    "adapters/cached_manifest.py",
+    "adapters/cachefile.py",
     "core/models.py",
     "core/timeline.py",
     "core/canonical.py",
 )
 
-Sig = tuple[int, int, int, int, int, int]  # mode, size, mtime_ns, ctime_ns, inode, device
-
-
-def hash_key(render: str, metadata: str, userdata: str) -> str:
-    """A spec's three hashes as one string, as the caches keep them (one string to decode
-    and compare instead of three); the planner splits it on newlines when it must."""
-    return f"{render}\n{metadata}\n{userdata}"
-
-
-def signature(st: os.stat_result) -> Sig:
-    return (st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
-
-
-def stat_signature(path: str) -> Sig | None:
-    try:
-        return signature(os.stat(path))
-    except (OSError, ValueError):  # missing, unreadable, or not a valid path at all
-        return None
-
-
-def _digest(data: bytes) -> bytes:
-    return hashlib.blake2b(data, digest_size=16).digest()
-
-
-class _PlainUnpickler(pickle.Unpickler):
-    """Builtin containers and scalars only: any global (a class, a function) is refused."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        raise pickle.UnpicklingError(f"the plan cache may not name {module}.{name}")
-
-
-def unpickle_plain(source: bytes | BinaryIO) -> Any:
-    """One pickle of plain builtins from ``source`` (bytes, or a file positioned at it)."""
-    return _PlainUnpickler(io.BytesIO(source) if isinstance(source, bytes) else source).load()
-
-
-_FROZEN_AT: list[float] = []  # when gc_paused last froze the heap (time.monotonic)
-THAW_AFTER_S = 1.0
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """No cyclic GC while building acyclic data in bulk, nor over that data afterwards.
-
-    At 10,000 projects the collector's passes over what was just loaded (a young pass after
-    each bulk load, then an older and a full one while planning: ~40 ms) cost more than the
-    loading. So the heap is frozen on the way out (``gc.freeze``: the collector no longer
-    examines what exists now; reference counting still frees it). Freezing also shelters
-    any garbage cycles pending at that moment, so a bulk load more than ``THAW_AFTER_S``
-    after the last freeze first unfreezes and collects: a long-running process (``watch``)
-    keeps nothing frozen for long, a one-shot command never pays a full collection. A
-    caller that disabled the collector itself is left alone.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    if _FROZEN_AT and time.monotonic() - _FROZEN_AT[0] > THAW_AFTER_S:
-        gc.unfreeze()
-        _FROZEN_AT.clear()
-        gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.freeze()
-        _FROZEN_AT[:] = [time.monotonic()]
-        gc.enable()
-
-
-_LAYOUT = (  # a manifest row: the hot part of a cached manifest, then where its spec is
-    "name",
-    "labels",
-    "annotations",
-    "path",
-    "line",
-    "deps",
-    "hash_key",  # see hash_key()
-    "project_id",
-)
-_BLOB, _SIZE, _COLD = len(_LAYOUT), len(_LAYOUT) + 1, len(_LAYOUT) + 2
-_AT = 6 + _COLD  # in a flat entry (see _pack): signature, manifest row, at, ref
+_AT = 6 + COLD  # in a flat entry (see _pack): signature, manifest row, at, ref
 _FLAT = _AT + 2
-
-
-_pread = getattr(os, "pread", None)
-_SEEK_LOCK = threading.Lock()
-
-
-class ColdSection:
-    """The cold part of a cache file (this one's specs; the state cache's deferred parts):
-    pickles one after the other, each read on demand by its offset and size.
-
-    It holds the file open from the moment its entries were read, so what it reads is
-    that file's even if another run has replaced it since (the file is never written in
-    place); the descriptor is closed when the last manifest using it is gone.
-    """
-
-    __slots__ = ("__weakref__", "base", "fd", "size")
-
-    def __init__(self, fd: int, base: int, size: int) -> None:
-        self.fd, self.base, self.size = fd, base, size
-        weakref.finalize(self, os.close, fd)
-
-    def read(self, offset: int, length: int) -> bytes:
-        if offset < 0 or length < 0 or offset + length > self.size:
-            raise pickle.UnpicklingError("the plan cache points outside its specs")
-        data: bytes
-        if _pread is not None:  # positioned reads: safe from several threads at once
-            data = _pread(self.fd, length, self.base + offset)
-        else:
-            with _SEEK_LOCK:
-                os.lseek(self.fd, self.base + offset, os.SEEK_SET)
-                data = os.read(self.fd, length)
-        if len(data) != length:
-            raise pickle.UnpicklingError("the plan cache file is truncated")
-        return data
-
-    def section(self) -> bytes:
-        return self.read(0, self.size)
-
-    def __copy__(self) -> ColdSection:  # an open file: copies share it
-        return self
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> ColdSection:
-        return self
-
-    def __reduce__(self) -> Any:
-        raise TypeError("a ColdSection is an open file: it cannot be pickled")
-
-    def copy_to(self, out: BinaryIO) -> None:
-        """Append the whole section to ``out`` (in the kernel where it can)."""
-        out.flush()
-        start = out.tell()
-        try:
-            done = 0
-            while done < self.size:
-                n = os.copy_file_range(self.fd, out.fileno(), self.size - done, self.base + done)
-                if n <= 0:
-                    raise OSError("copy_file_range copied nothing")
-                done += n
-            out.seek(0, os.SEEK_END)
-        except (AttributeError, OSError):  # not Linux, or a file system that cannot
-            out.seek(start)
-            out.truncate()
-            out.write(self.section())
-
-
-class CachedManifest(tuple):  # type: ignore[type-arg]
-    """A ``Manifest`` from the cache (or just parsed): the same fields, plus its ``digest``.
-
-    A tuple (``_LAYOUT``, then the spec's pickle or its place in the cache file): 10,000 of
-    them are built per plan, and a tuple is the cheapest object to build. ``spec`` is
-    decoded on first use; an unchanged project is planned from ``fast_digest`` alone.
-    (It mirrors ``Manifest`` instead of subclassing it because ``reconciler.core.models``
-    imports pydantic, which a cached run does not otherwise need.)
-    """
-
-    if TYPE_CHECKING:
-        name: str
-        labels: dict[str, str]
-        annotations: dict[str, str]
-        path: str
-        line: int
-        deps: tuple[str, ...]
-        fast_digest: tuple[str, str | None]
-    else:
-        name = property(itemgetter(0))
-        labels = property(itemgetter(1))
-        annotations = property(itemgetter(2))
-        path = property(itemgetter(3))
-        line = property(itemgetter(4))
-        deps = property(itemgetter(5))
-        # (hash_key(), projectId): what the planner compares with the state
-        fast_digest = property(itemgetter(slice(6, 8)))
-
-    @property
-    def digest(self) -> SpecDigest:
-        return SpecDigest(SpecHashes(*self[6].split("\n")), self[7])
-
-    @property
-    def spec(self) -> dict[str, Any]:
-        spec: dict[str, Any] | None = self.__dict__.get("_spec")
-        if spec is None:
-            blob, cold = self[_BLOB], self[_COLD]
-            spec = unpickle_plain(blob if cold is None else cold.read(blob, self[_SIZE]))
-            self.__dict__["_spec"] = spec
-        return spec
-
-    @property
-    def ref(self) -> str:
-        return f"EditingProject/{self[0]}"
-
-    def _fields(self) -> tuple[Any, ...]:
-        return (self.name, self.labels, self.annotations, self.spec, self.path, self.line)
-
-    def __eq__(self, other: object) -> bool:  # equal to the Manifest it stands for
-        theirs = tuple(getattr(other, f, None) for f in ("name", "labels", "annotations"))
-        theirs += tuple(getattr(other, f, None) for f in ("spec", "path", "line"))
-        return self._fields() == theirs and self.deps == tuple(getattr(other, "deps", ()))
-
-    def __ne__(self, other: object) -> bool:
-        return not self == other
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"CachedManifest(name={self.name!r}, path={self.path!r}, line={self.line})"
-
-    @classmethod
-    def of(cls, manifest: Manifest) -> CachedManifest:
-        """A just-parsed manifest, digested and ready to be cached.
-
-        The parsed spec is let go (it is decoded again if read): at 10,000 manifests keeping
-        a million small objects alive costs more memory and GC time than re-decoding the few
-        specs a plan of unchanged projects reads.
-        """
-        spec = manifest.spec
-        blob = pickle.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL)
-        digest = spec_digest(spec)
-        h = digest.hashes
-        name = manifest.name
-        intern = sys.intern  # label keys and values repeat across a catalogue: share them
-        labels = {intern(k): intern(v) for k, v in manifest.labels.items()}
-        annotations = {intern(k): v for k, v in manifest.annotations.items()}
-        row = (name, labels, annotations, manifest.path, manifest.line, tuple(manifest.deps))
-        key = hash_key(h.render, h.metadata, h.userdata)
-        return cls((*row, key, digest.project_id, blob, None, None))
-
-    def __reduce__(self) -> Any:  # a copy or pickle carries its spec's pickle itself
-        blob, cold = self[_BLOB], self[_COLD]
-        if cold is not None:
-            blob = cold.read(blob, self[_SIZE])
-        return (CachedManifest, ((*self[:_BLOB], blob, None, None),))
-
-    def row(self) -> tuple[Any, ...]:
-        """Plain data for the cache file (the blob, or its place in the cold section)."""
-        return tuple(self[:_COLD])
-
-    @classmethod
-    def from_row(cls, row: tuple[Any, ...], cold: ColdSection | None) -> CachedManifest:
-        return cls((*row, cold))
 
 
 class Reads:
@@ -403,7 +172,7 @@ class ManifestCache:
             return True
         try:
             with open(path, "rb") as fh:
-                if _digest(fh.read()) != digest:
+                if content_digest(fh.read()) != digest:
                     return False
         except OSError:
             return False
@@ -486,7 +255,11 @@ class ManifestCache:
         if not reads.files or reads.files[0][0] != path or reads.files[0][1] is None:
             return
         files = tuple(
-            (file, sig, _digest(raw) if raw is not None and sig and self._racy(sig) else None)
+            (
+                file,
+                sig,
+                content_digest(raw) if raw is not None and sig and self._racy(sig) else None,
+            )
             for file, sig, raw in reads.files
         )
         rows = tuple((name, at, ref, None if m is None else m.row()) for name, at, ref, m in docs)
@@ -508,7 +281,7 @@ class ManifestCache:
         for path, row in self._old.items():
             now = new.get(path)
             if now is None or _specs(now) is not _specs(row):
-                garbage += sum(m[_SIZE] for _, _, _, m in _docs(row) if m is not None)
+                garbage += sum(m[SIZE] for _, _, _, m in _docs(row) if m is not None)
         return garbage
 
     def _layout(self, keep: bool) -> tuple[dict[str, tuple[Any, ...]], list[Any], int]:
@@ -527,13 +300,13 @@ class ManifestCache:
         for path in rows:
             row, docs = entries[path], []
             for name, at, ref, m in _docs(row):
-                if m is not None and (m[_SIZE] is None or not keep):
-                    if m[_SIZE] is None:  # just parsed: its pickle is in the row
-                        blob: Any = m[_BLOB]
+                if m is not None and (m[SIZE] is None or not keep):
+                    if m[SIZE] is None:  # just parsed: its pickle is in the row
+                        blob: Any = m[BLOB]
                     else:
-                        blob = view[m[_BLOB] : m[_BLOB] + m[_SIZE]]
+                        blob = view[m[BLOB] : m[BLOB] + m[SIZE]]
                     pieces.append(blob)
-                    m = (*m[:_BLOB], size, len(blob))
+                    m = (*m[:BLOB], size, len(blob))
                     size += len(blob)
                 docs.append((name, at, ref, m))
             if len(row) == _FLAT:

@@ -5,7 +5,7 @@
 device) of both files; snapshots are replaced atomically and the journal only grows, so any
 write changes a signature. The bulky parts of each entry (``spec``, ``history``,
 ``last_render``) and its ``hashes`` stay pickled until something reads them, in a cold
-section after the entries (``manifest_cache.ColdSection``): a plan of 10,000 unchanged
+section after the entries (``cachefile.ColdSection``): a plan of 10,000 unchanged
 projects needs their hashes -- one ``hash_key`` string per entry meanwhile -- not their
 27 MB of JSON.
 
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler import __version__
-from reconciler.adapters.manifest_cache import (
+from reconciler.adapters.cachefile import (
     RACY_NS,
     ColdSection,
     gc_paused,
@@ -60,7 +60,7 @@ class LazyEntry(dict[str, Any]):
     Every other key is in the dict itself from the start (the planner relies on it).
     The deferred part is a pickle (``blob``), or where that pickle is in the cache file.
 
-    ``hash_key``: while "hashes" is deferred, ``manifest_cache.hash_key`` of them (set only
+    ``hash_key``: while "hashes" is deferred, ``cachefile.hash_key`` of them (set only
     for an entry with a spec): what the planner compares for an unchanged project. It is
     None from the first decoding on, so it can never disagree with the dict.
     """

@@ -93,7 +93,7 @@ assert all(
 def parts_of(m: DesiredProject) -> tuple[str, str | None] | None:
     """(hash key, projectId) of a manifest that carries its hashes: ``fast_digest`` (the plan
     cache's manifests) or a ``SpecDigest`` as ``digest``. The hash key is the render,
-    metadata and userdata hashes joined by newlines (``manifest_cache.hash_key``)."""
+    metadata and userdata hashes joined by newlines (``cachefile.hash_key``)."""
     parts: tuple[str, str | None] | None = getattr(m, "fast_digest", None)
     if parts is None:
         digest: SpecDigest | None = getattr(m, "digest", None)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.adapters import loader, manifest_cache, state_cache
+from reconciler.adapters import cachefile, loader, manifest_cache, state_cache
 from reconciler.adapters.loader import LoadResult, load_manifests
 from reconciler.adapters.manifest_cache import CACHE_FILE
 from reconciler.core.canonical import CANONICAL_VERSION, applied_spec, spec_hashes
@@ -154,6 +154,7 @@ def test_same_size_rewrite_within_one_timestamp_tick_is_caught(
         mtime, ctime = (t // 10**9 * 10**9 for t in (st.st_mtime_ns, st.st_ctime_ns))
         return (st.st_mode, st.st_size, mtime, ctime, st.st_ino, st.st_dev)
 
+    monkeypatch.setattr(cachefile, "signature", coarse)  # through stat_signature
     monkeypatch.setattr(manifest_cache, "signature", coarse)
     cached(catalogue)  # the files were just written: racy, so their digests are kept
     path = catalogue / "a.yaml"
@@ -321,13 +322,13 @@ def test_gc_paused_freezes_the_heap_then_thaws_it(monkeypatch: pytest.MonkeyPatc
         del node
         gc.collect()
         assert ref() is not None  # frozen: the collector does not look at it
-        monkeypatch.setattr(manifest_cache, "THAW_AFTER_S", -1.0)
+        monkeypatch.setattr(cachefile, "THAW_AFTER_S", -1.0)
         with manifest_cache.gc_paused():  # long after the last freeze: thawed and collected
             pass
         assert ref() is None
     finally:
         gc.unfreeze()
-        manifest_cache._FROZEN_AT.clear()
+        cachefile._FROZEN_AT.clear()
 
 
 def test_a_cached_plan_against_a_cached_state_equals_the_uncached_one(

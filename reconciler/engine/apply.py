@@ -15,26 +15,19 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from reconciler.core.canonical import METADATA_KEYS, RENDER_KEYS, canonicalize, spec_hashes
+from reconciler.core.canonical import canonicalize, spec_hashes
 from reconciler.core.planner import Change, Plan
-from reconciler.engine.protocol import ProjectLike, VodLike
+from reconciler.engine.protocol import VodLike
+from reconciler.engine.recovery import (
+    CLOCK_TOLERANCE,
+    parse_time,
+    render_gap_wait,
+    render_happened,
+)
 from reconciler.errors import VodError
-
-# How far apart the client's clock and VOD's may be when matching an interrupted call.
-CLOCK_TOLERANCE = timedelta(seconds=30)
-# An interrupted render that leaves VOD's Timeline as the last apply left it (only
-# produceConfig/mediaMetadata changed, --force, --retry-failed) cannot be recognised by the
-# Timeline: it counts as having happened only if VOD's ModifiedTime (whole seconds) is at
-# least this much later than the last change the state records. Such a render is therefore
-# never sent sooner than RENDER_GAP + 1 s after that change, so a render that happened always
-# passes and an earlier call never does, while the two clocks are within 1 s of each other.
-RENDER_GAP = timedelta(seconds=2)
-PRODUCING = ("Producing", "Produced", "ProduceFailed")
-# Spec keys outside the Timeline: a diff touching only these leaves VOD's Timeline unchanged.
-_NOT_TIMELINE = frozenset((*RENDER_KEYS[1:], *METADATA_KEYS, "userData"))
 
 
 class Journal(Protocol):
@@ -74,22 +67,6 @@ class ApplyResult:
 
 def utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    except ValueError:
-        return None
-
-
-def _keeps_timeline(change: Change) -> bool:
-    """Whether rendering ``change`` leaves the remote Timeline as the state says it is."""
-    return change.action == "render" and all(
-        d.path.split(".", 1)[0].split("[", 1)[0] in _NOT_TIMELINE for d in change.diff
-    )
 
 
 class Executor:
@@ -356,18 +333,15 @@ class Executor:
         return {"at": None, **(change.pending or {})}
 
     def _keep_render_gap(self, change: Change) -> None:
-        """Wait (rarely: only just after another change) so ``_render_happened`` can tell."""
-        last = _parse_time(change.last_change_at)
-        if last is None or not _keeps_timeline(change):
-            return
-        wait = (last + RENDER_GAP + timedelta(seconds=1)).timestamp() - self._now()
+        """Wait (rarely: just after another change) so ``render_happened`` can tell."""
+        wait = render_gap_wait(change, self._now())
         if wait > 0:
             self._sleep(wait)
 
     def _verify(self, change: Change) -> Outcome | Change:
         """Settle an interrupted call: its outcome, or the change to carry on with."""
         pending = self._pending(change)
-        since = _parse_time(pending.get("at"))
+        since = parse_time(pending.get("at"))
         since = since - CLOCK_TOLERANCE if since else None
         spec = self._spec(change)
         if pending.get("op") == "create" and not change.project_id:
@@ -377,7 +351,7 @@ class Executor:
                 for p in self.client.search_editing_projects(title=title)
                 if p.title == title
                 and p.project_id not in self.known_project_ids
-                and (since is None or (_parse_time(p.creation_time) or since) >= since)
+                and (since is None or (parse_time(p.creation_time) or since) >= since)
             ]
             with self._lock:  # two interrupted creates with one title must not share a project
                 found = [p for p in found if p.project_id not in self._claimed]
@@ -395,7 +369,7 @@ class Executor:
             return out
         if pending.get("op") == "render" and change.project_id:
             project = self.client.get_editing_project(change.project_id)
-            if self._render_happened(change, pending, project):
+            if render_happened(change, pending, project):
                 self._event(
                     "rendered", change, project_id=change.project_id, media_id=None, request_id=None
                 )
@@ -413,25 +387,3 @@ class Executor:
             if seen and (change.last_change_at or "") < seen:
                 return replace(change, last_change_at=seen)
         return change
-
-    def _render_happened(
-        self, change: Change, pending: dict[str, Any], project: ProjectLike
-    ) -> bool:
-        """Whether VOD shows the interrupted render of exactly this spec."""
-        spec = self._spec(change)
-        if pending.get("render_hash") != spec_hashes(spec).render:
-            return False  # the spec moved on: it needs its own render either way
-        if project.status not in PRODUCING or canonicalize(project.timeline or {}) != canonicalize(
-            spec["timeline"]
-        ):
-            return False  # a ProduceEditingProjectVideo would have set both
-        modified = _parse_time(project.modified_time)
-        if modified is None:
-            return False
-        if _keeps_timeline(change):
-            # The Timeline was already this: only a modification after the last recorded
-            # change (and the gap ``_keep_render_gap`` kept) shows the render arrived.
-            last = _parse_time(change.last_change_at)
-            return last is not None and modified >= last + RENDER_GAP
-        intent_at = _parse_time(pending.get("at"))
-        return intent_at is not None and modified >= intent_at - CLOCK_TOLERANCE

@@ -12,8 +12,10 @@ import os
 import pickle
 import threading
 import time
+import uuid
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, BinaryIO
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "signature",
     "stat_signature",
     "unpickle_plain",
+    "write_cache_file",
 ]
 
 RACY_NS = 2_000_000_000  # coarser than any common file system's timestamp granularity
@@ -160,3 +163,27 @@ class ColdSection:
             out.seek(start)
             out.truncate()
             out.write(self.section())
+
+
+def write_cache_file(
+    path: Path, key: object, body: object, write_cold: Callable[[BinaryIO], None]
+) -> None:
+    """Write a cache file whole: the key, the body, then the cold section ``write_cold`` adds.
+
+    Temp file and rename, so a reader sees the old file or the new one; no fsync: a cache
+    torn by a power cut fails its checks on the next read and is rebuilt (never trusted).
+    """
+    directory = path.parent
+    if not directory.is_dir():
+        directory.mkdir()
+        (directory / ".gitignore").write_text("# the plan cache: never commit it\n*\n")
+    tmp = directory / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        with open(tmp, "wb") as fh:
+            pickle.dump(key, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump(body, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            write_cold(fh)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()

@@ -34,9 +34,8 @@ import importlib.util
 import os
 import pickle
 import time
-import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from reconciler import __version__
 from reconciler.adapters.cached_manifest import BLOB, COLD, SIZE, CachedManifest
@@ -50,6 +49,7 @@ from reconciler.adapters.cachefile import (
     signature,
     stat_signature,
     unpickle_plain,
+    write_cache_file,
 )
 from reconciler.core.canonical import CANONICAL_VERSION
 from reconciler.errors import ManifestIssue
@@ -322,21 +322,13 @@ class ManifestCache:
         old = self._cold  # kept while at least half of it is still used, else compacted
         keep = old is not None and self._garbage() * 2 <= old.size
         entries, pieces, size = self._layout(keep)
-        if not directory.is_dir():
-            directory.mkdir()
-            (directory / ".gitignore").write_text("# the plan cache: never commit it\n*\n")
-        tmp = directory / f".{CACHE_FILE}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-        try:
-            with open(tmp, "wb") as fh:
-                pickle.dump(self.key, fh, protocol=pickle.HIGHEST_PROTOCOL)
-                pickle.dump((entries, size), fh, protocol=pickle.HIGHEST_PROTOCOL)
-                if keep and old is not None and old.size:
-                    old.copy_to(fh)
-                fh.writelines(pieces)
-            os.replace(tmp, self.path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+
+        def cold(fh: BinaryIO) -> None:
+            if keep and old is not None and old.size:
+                old.copy_to(fh)
+            fh.writelines(pieces)
+
+        write_cache_file(self.path, self.key, (entries, size), cold)
 
 
 def _pack(

@@ -23,7 +23,6 @@ import os
 import pickle
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +34,7 @@ from reconciler.adapters.cachefile import (
     hash_key,
     stat_signature,
     unpickle_plain,
+    write_cache_file,
 )
 from reconciler.core.state import State
 
@@ -226,7 +226,6 @@ def _intern(value: Any) -> Any:
 def _write(path: Path, key: tuple[Any, ...], state: State, pending: int) -> None:
     """The key, then the state with every entry's deferred part replaced by its place in
     the cold section, then that section (the deferred parts, pickled one by one)."""
-    directory = path.parent
     rows: dict[str, tuple[Any, ...]] = {}
     orders: dict[tuple[str, ...], tuple[str, ...]] = {}  # one tuple per key order: shared
     pieces: list[bytes] = []
@@ -242,19 +241,7 @@ def _write(path: Path, key: tuple[Any, ...], state: State, pending: int) -> None
         pieces.append(blob)
         size += len(blob)
     body = (state.lineage, state.serial, state.canonical_version, pending, rows, size)
-    if not directory.is_dir():
-        directory.mkdir()
-        (directory / ".gitignore").write_text("# the plan cache: never commit it\n*\n")
-    tmp = directory / f".{CACHE_FILE}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        with open(tmp, "wb") as fh:
-            pickle.dump(key, fh, protocol=pickle.HIGHEST_PROTOCOL)
-            pickle.dump(body, fh, protocol=pickle.HIGHEST_PROTOCOL)
-            fh.writelines(pieces)
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+    write_cache_file(path, key, body, lambda fh: fh.writelines(pieces))
 
 
 def peek(store: StateStore) -> State:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
-from collections.abc import Iterator
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,3 +101,26 @@ def any_project(
         yield Project(project.root, request.param, server)
     finally:
         server.stop()
+
+
+def spawn_watch(
+    project: Project, *extra: str, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """``reconciler watch --endpoint emulator --debounce 0.1`` as a real process in ``project``."""
+    full = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    full.pop("RECONCILER_ENDPOINT", None)
+    argv = [
+        sys.executable,
+        "-P",
+        "-m",
+        "reconciler",
+        "watch",
+        "--endpoint",
+        "emulator",
+        "--debounce",
+        "0.1",
+        *extra,
+    ]
+    return subprocess.Popen(
+        argv, cwd=project.root, env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )

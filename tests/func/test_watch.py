@@ -7,11 +7,8 @@ event with deadlines. (The only pauses are the gaps between simulated editor sav
 from __future__ import annotations
 
 import json
-import os
 import queue
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,7 +25,7 @@ from reconciler.core.planner import PlanOptions
 from reconciler.errors import LockHeldError
 from reconciler.triggers.cache import ManifestCache
 from reconciler.triggers.watch import Batch, WatchLoop
-from tests.func.conftest import Project
+from tests.func.conftest import Project, spawn_watch
 
 DEADLINE = 10.0
 
@@ -309,26 +306,7 @@ def test_a_concurrent_apply_is_excluded_by_the_lock(project: Project, start_watc
 
 
 def test_ctrl_c_stops_cleanly_and_saves_state(project: Project) -> None:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("RECONCILER_ENDPOINT", None)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-P",
-            "-m",
-            "reconciler",
-            "watch",
-            "--endpoint",
-            "emulator",
-            "--debounce",
-            "0.1",
-        ],
-        cwd=project.root,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = spawn_watch(project)
     lines: queue.Queue[str] = queue.Queue()
     assert proc.stdout is not None
     reader = threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout or ()], daemon=True)

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import queue
 import signal
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
 
-from tests.func.conftest import Project
+from tests.func.conftest import Project, spawn_watch
 
 DEADLINE = 30.0
 
@@ -24,27 +21,8 @@ def _status(project: Project, name: str) -> str | None:
 
 
 def test_watch_records_a_callback(project: Project) -> None:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "RECONCILER_EMULATOR_PRODUCE_DELAY": "3600"}
-    env.pop("RECONCILER_ENDPOINT", None)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-P",
-            "-m",
-            "reconciler",
-            "watch",
-            "--endpoint",
-            "emulator",
-            "--debounce",
-            "0.1",
-            "--callbacks-port",
-            "0",
-        ],
-        cwd=project.root,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    proc = spawn_watch(
+        project, "--callbacks-port", "0", env={"RECONCILER_EMULATOR_PRODUCE_DELAY": "3600"}
     )
     out_lines: queue.Queue[str] = queue.Queue()
     err_lines: queue.Queue[str] = queue.Queue()

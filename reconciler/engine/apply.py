@@ -18,11 +18,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from reconciler.core.canonical import canonicalize, spec_hashes
+from reconciler.core.canonical import canonicalize
 from reconciler.core.planner import Change, Plan
 from reconciler.engine.protocol import VodLike
 from reconciler.engine.recovery import (
     CLOCK_TOLERANCE,
+    change_hashes,
     parse_time,
     render_gap_wait,
     render_happened,
@@ -129,7 +130,7 @@ class Executor:
         if kind in ("rendered", "updated", "recorded"):
             event.setdefault("spec", change.spec)
             assert change.spec is not None
-            event.setdefault("hashes", spec_hashes(change.spec).as_dict())
+            event.setdefault("hashes", change_hashes(change).as_dict())
             event["labels"] = change.labels
             event["annotations"] = change.annotations
         self.journal.record(event)
@@ -223,7 +224,7 @@ class Executor:
 
     def _render(self, change: Change, project_id: str) -> Outcome:
         spec = self._spec(change)
-        render_hash = spec_hashes(spec).render
+        render_hash = change_hashes(change).render
         self._keep_render_gap(change)
         self._event("intent", change, op="render", render_hash=render_hash, project_id=project_id)
         try:

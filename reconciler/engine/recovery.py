@@ -9,7 +9,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from reconciler.core.canonical import METADATA_KEYS, RENDER_KEYS, canonicalize, spec_hashes
+from reconciler.core.canonical import (
+    METADATA_KEYS,
+    RENDER_KEYS,
+    SpecHashes,
+    canonicalize,
+    spec_hashes,
+)
 from reconciler.core.planner import Change
 from reconciler.engine.protocol import ProjectLike
 
@@ -25,6 +31,14 @@ RENDER_GAP = timedelta(seconds=2)
 PRODUCING = ("Producing", "Produced", "ProduceFailed")
 # Spec keys outside the Timeline: a diff touching only these leaves VOD's Timeline unchanged.
 _NOT_TIMELINE = frozenset((*RENDER_KEYS[1:], *METADATA_KEYS, "userData"))
+
+
+def change_hashes(change: Change) -> SpecHashes:
+    """The desired spec's hashes: the planner's, computed only for a change without them."""
+    if change.hashes is not None:
+        return change.hashes
+    assert change.spec is not None
+    return spec_hashes(change.spec)
 
 
 def parse_time(text: str | None) -> datetime | None:
@@ -55,7 +69,7 @@ def render_happened(change: Change, pending: dict[str, Any], project: ProjectLik
     """Whether VOD shows the interrupted render of exactly this spec."""
     spec = change.spec
     assert spec is not None
-    if pending.get("render_hash") != spec_hashes(spec).render:
+    if pending.get("render_hash") != change_hashes(change).render:
         return False  # the spec moved on: it needs its own render either way
     if project.status not in PRODUCING or canonicalize(project.timeline or {}) != canonicalize(
         spec["timeline"]

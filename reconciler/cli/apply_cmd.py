@@ -166,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
     loaded = common.load_valid(settings, skip_invalid=args.skip_invalid)
     options: PlanOptions = common.plan_options(args)
     if args.skip_invalid and loaded.issues:
-        options = PlanOptions(**{**options.__dict__, "prune": False})
+        options = dataclasses.replace(options, prune=False)
     options = dataclasses.replace(options, heal=args.heal)
     holder = common.ClientHolder(settings)
     try:

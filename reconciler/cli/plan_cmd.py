@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     state = StateStore(settings.state).peek()
     options = common.plan_options(args)
     if args.skip_invalid and loaded.issues:
-        options = type(options)(**{**options.__dict__, "prune": False})
+        options = dataclasses.replace(options, prune=False)
     drift = None
     if args.refresh or args.heal:
         options = dataclasses.replace(options, heal=args.heal)

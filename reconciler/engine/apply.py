@@ -289,7 +289,7 @@ class Executor:
             remote_meta = (project.title or "", project.description or "", project.cover_url or "")
             wanted_meta = (spec["title"], spec.get("description", ""), spec.get("coverURL", ""))
             if remote_meta != wanted_meta:
-                change = Change(**{**change.__dict__, "project_id": project_id})
+                change = replace(change, project_id=project_id)
                 out = self._update(change)
                 if out.ok:
                     out.action = "adopted"

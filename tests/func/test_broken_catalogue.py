@@ -70,3 +70,25 @@ def test_broken_catalogue_is_rejected_whole(
 
     assert main(["validate", "--manifests", str(m)]) == 1
     assert _snapshot(project.state) == state_before
+
+
+def test_skip_invalid_applies_the_valid_and_never_prunes(
+    project: Project, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert project.run("apply") == 0
+    calls_before = len(project.calls())
+    sting = project.manifests / "brand-sting.yaml"
+    sting.write_text(sting.read_text().replace("  title: Brand sting", "  tittle: Brand sting"))
+    promo = project.manifests / "campaigns" / "spring-promo.yaml"
+    promo.write_text(promo.read_text().replace("Out: 12", "Out: 11"))
+    capsys.readouterr()
+
+    # Without the flag nothing is applied; with it the valid change goes through, the
+    # invalid project is reported and, though its manifest is unusable, not pruned.
+    assert project.run("apply", "--prune") == 1
+    assert len(project.calls()) == calls_before
+    assert project.run("apply", "--skip-invalid", "--prune") == 0
+    err = capsys.readouterr().err
+    assert re.search(r"warning: skipped: \S*brand-sting\.yaml:\d+:\d+: .*spec\.tittle", err)
+    assert [c.action for c in project.calls()[calls_before:]] == ["ProduceEditingProjectVideo"]
+    assert "DeleteEditingProject" not in {c.action for c in project.calls()}

@@ -91,16 +91,16 @@ class CachedManifest(tuple):  # type: ignore[type-arg]
         return f"CachedManifest(name={self.name!r}, path={self.path!r}, line={self.line})"
 
     @classmethod
-    def of(cls, manifest: Manifest) -> CachedManifest:
+    def of(cls, manifest: Manifest, *, canonical: bool = False) -> CachedManifest:
         """A just-parsed manifest, digested and ready to be cached.
 
         The parsed spec is let go (it is decoded again if read): at 10,000 manifests keeping
         a million small objects alive costs more memory and GC time than re-decoding the few
-        specs a plan of unchanged projects reads.
+        specs a plan of unchanged projects reads. ``canonical``: see ``spec_digest``.
         """
         spec = manifest.spec
         blob = pickle.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL)
-        digest = spec_digest(spec)
+        digest = spec_digest(spec, canonical=canonical)
         h = digest.hashes
         name = manifest.name
         intern = sys.intern  # label keys and values repeat across a catalogue: share them

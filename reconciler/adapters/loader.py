@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
 
     from reconciler.adapters.manifest_cache import ManifestCache
     from reconciler.core.models import Manifest
+
+PER_WORKER = 250  # files: fewer per process than this are not worth a fork
 
 __all__ = ["MAX_FILE_BYTES", "LoadResult", "Manifest", "load_manifests"]
 
@@ -73,13 +76,14 @@ class _Doc(NamedTuple):
     at: str  # "path:line:col" of the name
     ref: str
     manifest: Manifest | None  # None when the document is invalid
+    canonical: bool = False  # its spec is already in canonical form (see spec_digest)
 
 
 def _document(node: Node, path: str, ctx: Context) -> _Doc | None:
     from reconciler.adapters.yamlpos import locate, position, to_data
     from reconciler.core.models import KIND, Manifest, check_document
 
-    data, converted = to_data(node)
+    data, converted, integral_floats = to_data(node)
     problems = check_document(data) if data is not None else []
     meta = data.get("metadata") if isinstance(data, dict) else None
     name = meta.get("name") if isinstance(meta, dict) else None
@@ -89,6 +93,7 @@ def _document(node: Node, path: str, ctx: Context) -> _Doc | None:
     report_all(path, node, problems, ref, ctx, taken=taken)
     spec = data.get("spec") if isinstance(data, dict) else None
     deps: tuple[str, ...] = ()
+    canonical = not integral_floats
     if (
         isinstance(spec, dict)
         and "timeline" not in spec
@@ -99,6 +104,7 @@ def _document(node: Node, path: str, ctx: Context) -> _Doc | None:
         timeline, shown = load_timeline(spec_file, path, at, ref, ctx)
         deps = (shown,) if shown else ()
         spec = {k: v for k, v in spec.items() if k != "timelineFile"} | {"timeline": timeline}
+        canonical = False  # the timeline's own floats were not looked at
     if not isinstance(name, str) or not isinstance(meta, dict):
         return None
     shown, (line, col) = ctx.display(path), position(locate(node, ("metadata", "name")))
@@ -113,15 +119,14 @@ def _document(node: Node, path: str, ctx: Context) -> _Doc | None:
             line=position(node)[0],
             deps=deps,
         )
-    return _Doc(name, f"{shown}:{line}:{col}", ref, manifest)
+    return _Doc(name, f"{shown}:{line}:{col}", ref, manifest, canonical)
 
 
 def _file(path: str, ctx: Context) -> list[_Doc]:
     """Parse one manifest file (the work the cache saves)."""
     import yaml
-    from yaml.nodes import ScalarNode
 
-    from reconciler.adapters.yamlpos import NULL, SourceError, compose_all, yaml_error
+    from reconciler.adapters.yamlpos import SourceError, compose_all, is_empty, yaml_error
 
     text = read_source(path, ctx)
     if isinstance(text, SourceError):
@@ -130,7 +135,7 @@ def _file(path: str, ctx: Context) -> list[_Doc]:
     docs: list[_Doc | None] = []
     try:
         for node in compose_all(text):
-            if not (isinstance(node, ScalarNode) and node.tag == NULL):  # empty document
+            if not is_empty(node):
                 docs.append(_document(node, path, ctx))
     except yaml.YAMLError as exc:
         ctx.source(path, yaml_error(exc, text))
@@ -158,47 +163,94 @@ def _collisions(docs: list[_Doc], ctx: Context) -> list[Manifest]:
     return [d[3] for d in docs if d[3] is not None and len(by_name[d[0]]) == 1]
 
 
-def _parse_and_keep(key: str, path: str, ctx: Context, cache: ManifestCache) -> list[_Doc]:
-    """``_file`` of a file the cache has no valid entry for; its result is kept for next time.
+class _Parsed(NamedTuple):
+    """One file's load as a (possibly forked) parser hands it back."""
 
-    Documents come back as plain ``(name, at, ref, manifest)`` tuples, as cache hits do
-    (see ``_Doc``).
-    """
+    docs: list[Any]  # _Doc, or with a cache plain (name, at, ref, CachedManifest) tuples
+    issues: list[ManifestIssue]
+    timelines: tuple[str, ...]  # real paths of the timeline files it references
+    entry: tuple[Any, ...] | None  # what the cache keeps for it (ManifestCache.entry)
+
+
+def _parse(key: str, path: str, ctx: Context, cache: ManifestCache | None) -> _Parsed:
+    """``_file`` plus what the caller needs to merge it: its issues and timelines apart, and
+    with a cache the manifests digested (``CachedManifest``) and the entry to keep."""
     from reconciler.adapters.manifest_cache import CachedManifest, Reads
 
     start, ctx.reads = len(ctx.issues), Reads()
     try:
-        parsed = _file(path, ctx)
+        parsed: list[Any] = _file(path, ctx)
         reads = ctx.reads
     finally:
         ctx.reads = None
+    issues = ctx.issues[start:]
+    del ctx.issues[start:]
+    if cache is None:
+        return _Parsed(parsed, issues, tuple(reads.timelines), None)
+    of = CachedManifest.of
     kept = [
-        (d.name, d.at, d.ref, CachedManifest.of(d.manifest) if d.manifest else None) for d in parsed
+        (d.name, d.at, d.ref, of(d.manifest, canonical=d.canonical) if d.manifest else None)
+        for d in parsed
     ]
-    cache.put(key, reads, kept, ctx.issues[start:])
-    return kept  # type: ignore[return-value]
+    return _Parsed(kept, issues, tuple(reads.timelines), cache.entry(key, reads, kept, issues))
 
 
-def _cached(files: list[tuple[str, str]], ctx: Context, cache: ManifestCache) -> list[Any]:
-    """``_file`` of every file through the cache: an unchanged file is not parsed again.
+def _parse_chunk(
+    items: list[tuple[str, str]], ctx: Context, cache: ManifestCache | None
+) -> list[_Parsed]:
+    return [_parse(key, path, ctx, cache) for key, path in items]
 
-    Returns, per file, (path, documents, first and end index of its issues in ctx.issues).
-    """
-    loaded, get, issues = [], cache.get, ctx.issues
+
+def _parse_all(
+    items: list[tuple[str, str]], ctx: Context, cache: ManifestCache | None
+) -> list[_Parsed]:
+    """``_parse`` of every file, spread over the cores when there are enough of them."""
+    from reconciler.adapters.forkjoin import fork_map, workers
+
+    n = min(workers(), len(items) // PER_WORKER)
+    if n <= 1:
+        return _parse_chunk(items, ctx, cache)
+    # imported before forking, so that every process shares them instead of importing them
+    import reconciler.adapters.manifest_cache
+    import reconciler.adapters.timeline_file
+    import reconciler.adapters.yamlpos
+    import reconciler.core.models  # noqa: F401
+
+    chunks = [items[i::n] for i in range(n)]  # interleaved: big and small files spread evenly
+    results = fork_map(partial(_parse_chunk, ctx=ctx, cache=cache), chunks)
+    merged: list[Any] = [None] * len(items)
+    for i, result in enumerate(results):
+        merged[i::n] = result
+    return merged
+
+
+def _load_files(
+    files: list[tuple[str, str]], ctx: Context, cache: ManifestCache | None
+) -> list[tuple[str, list[Any], list[ManifestIssue]]]:
+    """(path, documents, issues) of every file; through the cache an unchanged file is not
+    parsed again."""
+    loaded: list[Any] = []
+    misses: list[int] = []
+    get = cache.get if cache is not None else None
     for key, path in files:
-        start = len(issues)
-        docs: list[Any]
-        hit = get(key)
+        hit = get(key) if get is not None else None
         if hit is None:
-            docs = _parse_and_keep(key, path, ctx, cache)
-            issues = ctx.issues
+            misses.append(len(loaded))
+            loaded.append((key, path))
         else:
             docs, found, timelines = hit
-            if found:
-                issues += found
             if timelines:
                 ctx.timelines.update(timelines)
-        loaded.append((path, docs, start, len(issues)))
+            loaded.append((path, docs, found))
+    if misses:
+        parsed = _parse_all([loaded[i] for i in misses], ctx, cache)
+        for i, result in zip(misses, parsed, strict=True):
+            key, path = loaded[i]
+            if result.timelines:
+                ctx.timelines.update(result.timelines)
+            if cache is not None:
+                cache.adopt(key, result.entry)
+            loaded[i] = (path, result.docs, result.issues)
     return loaded
 
 
@@ -218,15 +270,11 @@ def load_manifests(
 
         scope = (ctx.prefix, ctx.repo, os.path.abspath(root))
         cache = ManifestCache(cache_dir, scope)
-    loaded, found_before = [], len(ctx.issues)
     if cache is None:
-        for _, path in files:
-            start = len(ctx.issues)
-            docs = _file(path, ctx)
-            loaded.append((path, docs, start, len(ctx.issues)))
+        loaded = _load_files(files, ctx, None)
     else:
         with cache.bulk():
-            loaded = _cached(files, ctx, cache)
+            loaded = _load_files(files, ctx, cache)
     if ctx.timelines:  # a YAML timeline file among the manifests is not itself a manifest
         names = {os.path.basename(t) for t in ctx.timelines}
         sep = os.sep
@@ -237,9 +285,7 @@ def load_manifests(
             if (f[0].rpartition(sep)[2] if not os.altsep else os.path.basename(f[0])) not in names
             or os.path.realpath(f[0]) not in ctx.timelines
         ]
-        if len(ctx.issues) > found_before:  # drop the issues of the files left out
-            own = [i for f in loaded if f[3] > f[2] for i in ctx.issues[f[2] : f[3]]]
-            ctx.issues = ctx.issues[:found_before] + own
+    ctx.issues += [issue for f in loaded if f[2] for issue in f[2]]
     manifests = _collisions([doc for f in loaded for doc in f[1]], ctx)
     if cache is not None and not ctx.issues:  # a rejected catalogue leaves state/ untouched
         cache.save()

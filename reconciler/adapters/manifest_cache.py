@@ -244,16 +244,17 @@ class ManifestCache:
     def _racy(self, sig: Sig) -> bool:
         return max(sig[2], sig[3]) >= self.started_ns - RACY_NS
 
-    def put(
+    def entry(
         self,
         path: str,
         reads: Reads,
         docs: list[Doc],
         issues: list[ManifestIssue],
-    ) -> None:
-        """Remember one file's load; not cacheable unless the file itself was read first."""
+    ) -> tuple[Any, ...] | None:
+        """One file's load as the entry to keep for it (``adopt``); None when it may not be
+        cached (the file itself was not read first). Pure: a forked loader computes it."""
         if not reads.files or reads.files[0][0] != path or reads.files[0][1] is None:
-            return
+            return None
         files = tuple(
             (
                 file,
@@ -264,9 +265,14 @@ class ManifestCache:
         )
         rows = tuple((name, at, ref, None if m is None else m.row()) for name, at, ref, m in docs)
         issue_rows = tuple((i.path, i.line, i.col, i.ref, i.field, i.message) for i in issues)
-        self._new[path] = _pack(files, rows, issue_rows, tuple(reads.timelines))
-        self._put.add(path)
-        self._changed = True
+        return _pack(files, rows, issue_rows, tuple(reads.timelines))
+
+    def adopt(self, path: str, entry: tuple[Any, ...] | None) -> None:
+        """Keep ``entry`` (from ``entry``) for the file just parsed."""
+        if entry is not None:
+            self._new[path] = entry
+            self._put.add(path)
+            self._changed = True
 
     def save(self) -> None:
         """Write the entries of this run if anything changed; failures are ignored."""

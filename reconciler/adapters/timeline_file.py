@@ -134,7 +134,7 @@ def load_timeline(
             msg = "timeline file is empty: write the Timeline in it"
             ctx.report(target, START, msg, ref, "spec.timeline")
             return None, shown
-        data, converted = to_data(node)
+        data, converted, _ = to_data(node)
         report_all(target, node, converted, ref, ctx, inside=_TIMELINE_AT)
     if len(ctx.issues) > before:
         return None, shown

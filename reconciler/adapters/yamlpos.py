@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -81,7 +81,12 @@ def decode_source(raw: bytes) -> str | SourceError:
             f"at line {line}): save it as UTF-8",
         )
     text = text.removeprefix("\ufeff")
-    marker = _CONFLICT.search(text)
+    # the regex scans line by line; a substring search first keeps clean files cheap
+    marker = (
+        _CONFLICT.search(text)
+        if "<<<<<<<" in text or ">>>>>>>" in text or "=======" in text
+        else None
+    )
     if marker:
         line = text.count("\n", 0, marker.start()) + 1
         return SourceError(
@@ -126,27 +131,55 @@ def yaml_error(exc: yaml.YAMLError, text: str) -> SourceError:
     return SourceError(line, col, f"invalid YAML: {problem}")
 
 
-_TAGS: dict[str, str] = {}  # plain scalar text -> resolved tag (a pure function of the text)
+_TAGS: dict[str, str] = {}  # short plain scalar text -> resolved tag (a function of the text)
+_RESOLVER = yaml.resolver.Resolver()
+# First characters some implicit resolver claims (bool, int, float, null, timestamp, merge,
+# value, yaml); a plain scalar starting with any other is a string without asking.
+_CLAIMED = frozenset("yYnNtTfFoO-+0123456789.~<=!&*")
+
+
+def _plain_tag(text: str) -> str:
+    """The tag PyYAML's resolver gives a plain (unquoted, untagged) scalar."""
+    if text and text[0] not in _CLAIMED:
+        return STR
+    tag = _TAGS.get(text)
+    if tag is None:
+        tag = _RESOLVER.resolve(ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
+        if len(text) <= 24 and len(_TAGS) < 50_000:
+            _TAGS[text] = tag
+    return tag
+
+
+def tag_of(node: Node) -> str:
+    """A node's resolved tag. Untagged nodes come from ``compose`` with a provisional tag,
+    ``slice(kind, value, implicit)`` (see ``_FastLoader``), resolved on first use."""
+    tag: Any = node.tag
+    if tag.__class__ is slice:
+        kind, implicit = tag.start, tag.step
+        if kind is ScalarNode:
+            tag = _plain_tag(node.value) if implicit[0] else STR
+        else:
+            tag = MAP if kind is MappingNode else SEQ
+        node.tag = tag
+    return tag  # type: ignore[no-any-return]
 
 
 class _FastLoader(_Loader):
-    """The safe loader minus per-node Python overhead we do not use (path resolvers)."""
+    """The safe loader with the composer's per-node Python calls turned into C calls.
 
-    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
-        return None
+    For every node the composer calls ``descend_resolver``/``ascend_resolver`` (path
+    resolvers, which we do not use) and, for every node without an explicit tag,
+    ``resolve``: at a million nodes per 10,000 manifests those Python calls were a third of
+    the parse. Builtins stand in: ``resolve`` is ``slice``, so the node's tag is a record of
+    its (kind, value, implicit) arguments, which ``tag_of`` (and ``to_data``, inline)
+    resolves the way PyYAML's resolver would.
+    """
 
-    def ascend_resolver(self) -> None:
-        return None
-
-    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
-        if kind is ScalarNode and implicit[0]:
-            tag = _TAGS.get(value)
-            if tag is None:
-                tag = super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
-                if len(value) < 64 and len(_TAGS) < 50_000:
-                    _TAGS[value] = tag
-            return tag
-        return super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call,no-any-return]
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.resolve = slice  # type: ignore[method-assign]
+        self.descend_resolver = slice  # type: ignore[assignment,method-assign]
+        self.ascend_resolver = tuple  # type: ignore[assignment,method-assign]
 
 
 def compose_all(text: str) -> Iterator[Node]:
@@ -159,15 +192,21 @@ def compose(text: str) -> Node | None:
     return yaml.compose(text, Loader=_FastLoader)
 
 
+def is_empty(node: Node) -> bool:
+    """An empty document (or one that is only ``null``)."""
+    return node.__class__ is ScalarNode and tag_of(node) == NULL
+
+
 def position(node: Node) -> tuple[int, int]:
     mark = node.start_mark
     return mark.line + 1, mark.column + 1
 
 
 class _Converter:
-    __slots__ = ("budget", "problems", "seen")
+    __slots__ = ("budget", "integral_floats", "problems", "seen")
 
     def __init__(self) -> None:
+        self.integral_floats = False
         self.problems: list[NodeProblem] = []
         self.seen: set[tuple[int, str]] = set()
         self.budget = MAX_VALUES
@@ -181,16 +220,29 @@ class _Converter:
         self.budget -= 1
         if self.budget < 0:
             raise _TooBig
-        cls, tag = node.__class__, node.tag
+        cls, tag = node.__class__, node.tag  # str, or a slice: see _FastLoader
+        tag_kind: Any = tag.__class__
         if cls is MappingNode:
-            if tag != MAP:
+            if tag_kind is slice:
+                node.tag = MAP
+            elif tag != MAP:
                 self.unsupported(node)
             return self.mapping(node)  # type: ignore[arg-type]
         if cls is SequenceNode:
-            if tag != SEQ:
+            if tag_kind is slice:
+                node.tag = SEQ
+            elif tag != SEQ:
                 self.unsupported(node)
             return [self.value(child) for child in node.value]
         text = node.value
+        if tag_kind is slice:  # tag_of(node), inline: this runs for every scalar
+            if not tag.step[0]:  # type: ignore[attr-defined]
+                node.tag = STR
+                return text
+            if text and text[0] not in _CLAIMED:
+                node.tag = STR
+                return text
+            tag = node.tag = _TAGS.get(text) or _plain_tag(text)
         if tag in _AS_TEXT:
             return text
         if tag == INT and text.isdigit() and (text[0] != "0" or len(text) == 1):
@@ -206,6 +258,8 @@ class _Converter:
                 number: float = _CONSTRUCTOR[FLOAT](_SAFE, node)
                 if number - number != 0:  # inf or nan
                     self.problem(node, f"{text!r} is not a finite number; JSON (and VOD) has none")
+                elif number.is_integer():  # 5.0, -0.0: what canonicalising changes
+                    self.integral_floats = True
                 return number
         except (ValueError, KeyError):  # an explicit tag on text that is not of that type
             self.problem(node, f"{text!r} is not a valid {tag.replace(_T, '!!')}: fix or untag it")
@@ -233,7 +287,11 @@ class _Converter:
                     True,
                 )
                 continue
-            if key_node.tag == MERGE:
+            key_tag: Any = key_node.tag
+            if key_tag.__class__ is slice:  # tag_of(key_node), inline; only merges matter
+                plain_merge = key_tag.step[0] and key_node.value == "<<"
+                key_tag = key_node.tag = MERGE if plain_merge else STR
+            if key_tag == MERGE:
                 merges.append(value_node)
                 continue
             key = key_node.value
@@ -270,30 +328,31 @@ def _merge_sources(merges: list[Node]) -> Iterator[Node]:
             yield merge
 
 
-def to_data(node: Node) -> tuple[Any, list[NodeProblem]]:
+class Converted(NamedTuple):
+    data: Any  # None when the document could not be converted at all
+    problems: list[NodeProblem]
+    integral_floats: bool  # holds a float like 5.0 or -0.0 (which canonical form changes)
+
+
+def to_data(node: Node) -> Converted:
     """The JSON data of a document and every value in it that has no JSON meaning."""
     converter = _Converter()
     try:
         data = converter.value(node)
     except _TooBig:
-        return None, [
-            NodeProblem(
-                node,
-                f"document expands to more than {MAX_VALUES} values (YAML aliases?): simplify it",
-            )
-        ]
+        message = f"document expands to more than {MAX_VALUES} values (YAML aliases?): simplify it"
+        return Converted(None, [NodeProblem(node, message)], True)
     except RecursionError:
-        return None, [
-            NodeProblem(node, "document is nested too deeply or has a recursive alias: simplify it")
-        ]
-    return data, converter.problems
+        message = "document is nested too deeply or has a recursive alias: simplify it"
+        return Converted(None, [NodeProblem(node, message)], True)
+    return Converted(data, converter.problems, converter.integral_floats)
 
 
 def _find_pair(node: MappingNode, key: str) -> tuple[Node, Node] | None:
     for key_node, value_node in reversed(node.value):  # the last duplicate is the one kept
-        if key_node.__class__ is ScalarNode and key_node.tag != MERGE and key_node.value == key:
+        if key_node.__class__ is ScalarNode and tag_of(key_node) != MERGE and key_node.value == key:
             return key_node, value_node
-    merges = [v for k, v in node.value if k.__class__ is ScalarNode and k.tag == MERGE]
+    merges = [v for k, v in node.value if k.__class__ is ScalarNode and tag_of(k) == MERGE]
     for source in _merge_sources(merges):
         if isinstance(source, MappingNode) and (found := _find_pair(source, key)):
             return found

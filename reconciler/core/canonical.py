@@ -119,9 +119,16 @@ class SpecDigest:
     project_id: str | None
 
 
-def spec_digest(spec: dict[str, Any]) -> SpecDigest:
-    """``spec_hashes(applied_spec(spec))`` and the projectId, canonicalising only once."""
-    applied = applied_spec(spec)
+def spec_digest(spec: dict[str, Any], *, canonical: bool = False) -> SpecDigest:
+    """``spec_hashes(applied_spec(spec))`` and the projectId, canonicalising only once.
+
+    ``canonical``: the caller knows ``spec`` is plain JSON data (str keys; str, int, bool,
+    None, list, dict values) without an integral float (``5.0``, ``-0.0``), so that
+    ``canonicalize`` would change nothing the hashes see (key order aside, which the JSON
+    dump sorts) and is skipped.
+    """
+    keys = ("projectId", *RENDER_KEYS, *METADATA_KEYS, *USERDATA_KEYS)
+    applied = _subset(spec, keys) if canonical else applied_spec(spec)
     hashes = SpecHashes(
         render=_digest_canonical(_subset(applied, RENDER_KEYS)),
         metadata=_digest_canonical(_subset(applied, METADATA_KEYS)),

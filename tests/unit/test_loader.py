@@ -328,7 +328,7 @@ json_values = st.recursive(
 def test_any_json_value_round_trips_through_yaml(value: object) -> None:
     node = yamlpos.compose(yaml.safe_dump({"v": value}))
     assert node is not None
-    data, problems = yamlpos.to_data(node)
+    data, problems, _ = yamlpos.to_data(node)
     assert problems == []
     assert data == {"v": value}
 

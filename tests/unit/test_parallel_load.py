@@ -1,0 +1,238 @@
+"""A cold load spread over forked processes gives exactly what a serial one gives; a child
+that fails costs only time; and the shortcuts of the fast path hash what the slow path does."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reconciler.adapters import forkjoin, loader
+from reconciler.adapters.loader import LoadResult, load_manifests
+from reconciler.core.canonical import spec_digest
+
+needs_fork = pytest.mark.skipif(
+    not hasattr(os, "fork") or os.uname().sysname != "Linux", reason="forking is Linux-only"
+)
+
+
+# ---------------------------------------------------------------------------- fork_map
+
+
+def _square_with_pid(chunk: list[int]) -> list[tuple[int, int]]:
+    return [(x * x, os.getpid()) for x in chunk]
+
+
+@needs_fork
+def test_fork_map_runs_chunks_in_children_and_keeps_their_order() -> None:
+    chunks = [[1, 2], [3], [4, 5, 6]]
+    results = forkjoin.fork_map(_square_with_pid, chunks)
+    assert [[v for v, _ in r] for r in results] == [[1, 4], [9], [16, 25, 36]]
+    pids = [r[0][1] for r in results]
+    assert pids[0] == os.getpid()
+    assert len(set(pids)) == 3  # one process per chunk
+
+
+@needs_fork
+@pytest.mark.parametrize("failure", ["raise", "kill", "unpicklable"])
+def test_a_failing_child_has_its_chunk_redone_here(failure: str) -> None:
+    parent = os.getpid()
+
+    def work(chunk: list[int]) -> Any:
+        if os.getpid() != parent:
+            if failure == "raise":
+                raise RuntimeError("boom")
+            if failure == "kill":
+                os.kill(os.getpid(), signal.SIGKILL)
+            return [lambda: None]  # cannot be pickled
+        return [x + 1 for x in chunk]
+
+    assert forkjoin.fork_map(work, [[1], [2], [3]]) == [[2], [3], [4]]
+
+
+@needs_fork
+def test_an_exception_here_kills_and_reaps_the_children(tmp_path: Path) -> None:
+    parent = os.getpid()
+
+    def work(chunk: list[int]) -> list[int]:
+        if os.getpid() == parent:  # once both children are busy: Ctrl-C
+            deadline = time.monotonic() + 20
+            while len(list(tmp_path.iterdir())) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            raise KeyboardInterrupt
+        (tmp_path / str(os.getpid())).write_text("")
+        threading.Event().wait(60)  # would hold the test for a minute if not killed
+        return chunk
+
+    with pytest.raises(KeyboardInterrupt):
+        forkjoin.fork_map(work, [[1], [2], [3]])
+    pids = [int(p.name) for p in tmp_path.iterdir()]
+    assert len(pids) == 2
+    for pid in pids:
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # already reaped
+
+
+def test_workers_honours_the_cap_and_never_forks_beside_threads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(forkjoin.ENV, "1")
+    assert forkjoin.workers() == 1
+    monkeypatch.delenv(forkjoin.ENV)
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        assert forkjoin.workers() == 1
+    finally:
+        stop.set()
+        thread.join()
+
+
+# ---------------------------------------------------------------------------- loading
+
+CLIP = "          - {{MediaId: m{i}, In: {start}, Out: {end}}}\n"
+
+
+def _manifest(i: int) -> str:
+    clips = "".join(
+        CLIP.format(i=i * 10 + k, start=k, end=f"{k + 2}.0" if (i + k) % 3 else k + 2.5)
+        for k in range(1 + i % 4)
+    )
+    return (
+        f"apiVersion: reconciler/v1\nkind: EditingProject\n"
+        f"metadata:\n  name: p{i}\n  labels: {{team: t{i % 3}}}\n"
+        f"spec:\n  title: Project {i}\n  timeline:\n    VideoTracks:\n"
+        f"      - VideoTrackClips:\n{clips}"
+    )
+
+
+@pytest.fixture
+def catalogue(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """60 files: plain, multi-document, timelineFile (JSON and YAML), and broken ones."""
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "manifests"
+    for i in range(60):
+        directory = root / f"d{i % 4}"
+        directory.mkdir(parents=True, exist_ok=True)
+        text = _manifest(i)
+        if i % 11 == 0:
+            text += "---\n" + _manifest(1000 + i)
+        if i % 13 == 0:
+            name = f"t{i}.timeline.{'json' if i % 2 else 'yaml'}"
+            text = text.split("  timeline:")[0] + f"  timelineFile: {name}\n"
+            body = '{"VideoTracks": [{"VideoTrackClips": [{"MediaId": "x", "In": 0, "Out": 4.0}]}]}'
+            (directory / name).write_text(body + "\n")
+        if i == 17:
+            text = text.replace("title:", "titel:")
+        if i == 29:
+            text += "  bad: [unclosed\n"
+        (directory / f"m{i:02}.yaml").write_text(text)
+    (tmp_path / "state").mkdir()
+    return root
+
+
+def _load(root: Path, jobs: str, monkeypatch: pytest.MonkeyPatch, cache: bool) -> LoadResult:
+    monkeypatch.setenv(forkjoin.ENV, jobs)
+    monkeypatch.setattr(loader, "PER_WORKER", 5)
+    return load_manifests(root, cache_dir=root.parent / "state" / "cache" if cache else None)
+
+
+@needs_fork
+@pytest.mark.parametrize("cache", [False, True])
+def test_a_parallel_load_equals_a_serial_one(
+    catalogue: Path, monkeypatch: pytest.MonkeyPatch, cache: bool
+) -> None:
+    serial = _load(catalogue, "1", monkeypatch, cache=False)
+    parallel = _load(catalogue, "3", monkeypatch, cache=cache)
+    assert serial.issues and len(serial.issues) == len(parallel.issues)  # the broken files
+    assert parallel.issues == serial.issues
+    assert parallel.paths == serial.paths
+    assert parallel.manifests == serial.manifests
+    assert [m.deps for m in parallel.manifests] == [m.deps for m in serial.manifests]
+
+
+@needs_fork
+def test_what_a_parallel_load_caches_is_what_a_serial_one_caches(
+    catalogue: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for path in catalogue.rglob("*.yaml"):  # the invalid catalogue is not cached: fix it
+        path.write_text(
+            path.read_text().replace("titel:", "title:").replace("  bad: [unclosed\n", "")
+        )
+    cache_file = catalogue.parent / "state" / "cache" / "manifests.pickle"
+    parallel = _load(catalogue, "3", monkeypatch, cache=True)
+    assert parallel.issues == [] and cache_file.is_file()
+    digests = {m.name: m.digest for m in parallel.manifests}  # type: ignore[attr-defined]
+    cache_file.unlink()
+    serial = _load(catalogue, "1", monkeypatch, cache=True)
+    assert {m.name: m.digest for m in serial.manifests} == digests  # type: ignore[attr-defined]
+    warm = _load(catalogue, "1", monkeypatch, cache=True)  # served from the cache
+    assert warm.manifests == serial.manifests
+    assert {m.name: m.digest for m in warm.manifests} == digests  # type: ignore[attr-defined]
+    # and the digests are the slow path's: the full canonicalisation of each spec
+    assert {m.name: spec_digest(m.spec) for m in warm.manifests} == digests
+
+
+# ---------------------------------------------------------------------------- canonical
+
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text(max_size=8)
+    | st.floats(allow_nan=False, allow_infinity=False).filter(lambda f: not f.is_integer())
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+specs = st.fixed_dictionaries(
+    {"title": st.text(max_size=5), "timeline": json_values},
+    optional={
+        "projectId": st.text(max_size=5),
+        "userData": json_values,
+        "produceConfig": json_values,
+    },
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(specs)
+def test_skipping_canonicalisation_changes_no_hash_for_data_without_integral_floats(
+    spec: dict[str, Any],
+) -> None:
+    assert spec_digest(spec, canonical=True) == spec_digest(spec)
+
+
+@pytest.mark.parametrize(
+    ("written", "integer"),
+    [("Out: 5.0", "Out: 5"), ("Out: 1.5e+3", "Out: 1500"), ("In: 0,", "In: -0.0,")],
+)
+def test_an_integral_float_in_yaml_is_hashed_like_its_integer(
+    tmp_path: Path, written: str, integer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hashes = []
+    for i, text in enumerate((written, integer)):
+        root = tmp_path / f"v{i}"
+        (root / "manifests").mkdir(parents=True)
+        (root / "state").mkdir()
+        manifest = _manifest(1)
+        old = "Out: 3.0" if text.startswith("Out") else "In: 0,"
+        assert old in manifest
+        (root / "manifests" / "m.yaml").write_text(manifest.replace(old, text))
+        monkeypatch.chdir(root)
+        result = load_manifests(root / "manifests", cache_dir=root / "state" / "cache")
+        (m,) = result.manifests
+        hashes.append(m.digest)  # type: ignore[attr-defined]
+    assert hashes[0] == hashes[1]

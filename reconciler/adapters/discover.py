@@ -37,7 +37,8 @@ class Context:
         self.repo = os.path.realpath(_git_top(base) or base)
 
     def display(self, path: str) -> str:
-        full = os.path.abspath(path)
+        # paths the loader builds are absolute and normal already; abspath is for the others
+        full = path if os.path.isabs(path) else os.path.abspath(path)
         return full[len(self.prefix) :] if full.startswith(self.prefix) else full
 
     def report(self, path: str, at: Pos, message: str, ref: str = "-", loc: str = "-") -> None:
@@ -131,17 +132,21 @@ def read_source(path: str, ctx: Context) -> str | SourceError:
         if not os.path.exists(path):
             return SourceError(1, 1, "cannot read: file not found (a broken symlink?)")
         return SourceError(1, 1, f"cannot read file: {exc.strerror}")
-    with os.fdopen(fd, "rb") as fh:
+    try:  # os.read on the descriptor: no buffered file object per manifest
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             return SourceError(1, 1, "not a regular file: remove it from the manifests")
         raw = b""
         if st.st_size <= MAX_FILE_BYTES:
-            # read(MAX + 1) would allocate 5 MiB per file; a file that grew meanwhile is
-            # still read up to one byte over the limit
-            raw = fh.read(st.st_size + 1)
-            if len(raw) > st.st_size:
-                raw += fh.read(MAX_FILE_BYTES + 1 - len(raw))
+            raw = os.read(fd, st.st_size + 1)
+            # a file that grew since the fstat is still read up to one byte over the limit
+            while st.st_size < len(raw) <= MAX_FILE_BYTES:
+                more = os.read(fd, MAX_FILE_BYTES + 1 - len(raw))
+                if not more:
+                    break
+                raw += more
+    finally:
+        os.close(fd)
     if ctx.reads is not None:
         ctx.reads.read(path, st, raw)
     if st.st_size > MAX_FILE_BYTES or len(raw) > MAX_FILE_BYTES:

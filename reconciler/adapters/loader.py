@@ -89,8 +89,9 @@ def _document(node: Node, path: str, ctx: Context) -> _Doc | None:
     name = meta.get("name") if isinstance(meta, dict) else None
     ref = f"{KIND}/{name}" if isinstance(name, str) and name else "-"
     before = len(ctx.issues)
-    taken = report_all(path, node, converted, ref, ctx)
-    report_all(path, node, problems, ref, ctx, taken=taken)
+    if converted or problems:
+        taken = report_all(path, node, converted, ref, ctx)
+        report_all(path, node, problems, ref, ctx, taken=taken)
     spec = data.get("spec") if isinstance(data, dict) else None
     deps: tuple[str, ...] = ()
     canonical = not integral_floats
@@ -172,14 +173,15 @@ class _Parsed(NamedTuple):
     entry: tuple[Any, ...] | None  # what the cache keeps for it (ManifestCache.entry)
 
 
-def _parse(key: str, path: str, ctx: Context, cache: ManifestCache | None) -> _Parsed:
-    """``_file`` plus what the caller needs to merge it: its issues and timelines apart, and
-    with a cache the manifests digested (``CachedManifest``) and the entry to keep."""
+def _parse(key: str, ctx: Context, cache: ManifestCache | None) -> _Parsed:
+    """``_file`` of the file at the absolute path ``key``, plus what the caller needs to
+    merge it: its issues and timelines apart, and with a cache the manifests digested
+    (``CachedManifest``) and the entry to keep."""
     from reconciler.adapters.manifest_cache import CachedManifest, Reads
 
     start, ctx.reads = len(ctx.issues), Reads()
     try:
-        parsed: list[Any] = _file(path, ctx)
+        parsed: list[Any] = _file(key, ctx)
         reads = ctx.reads
     finally:
         ctx.reads = None
@@ -198,7 +200,7 @@ def _parse(key: str, path: str, ctx: Context, cache: ManifestCache | None) -> _P
 def _parse_chunk(
     items: list[tuple[str, str]], ctx: Context, cache: ManifestCache | None
 ) -> list[_Parsed]:
-    return [_parse(key, path, ctx, cache) for key, path in items]
+    return [_parse(key, ctx, cache) for key, _ in items]
 
 
 def _parse_all(

@@ -97,7 +97,8 @@ class Reads:
         self.timelines: list[str] = []  # real paths of the timeline files referenced
 
     def read(self, path: str, st: os.stat_result, raw: bytes) -> None:
-        self.files.append((os.path.abspath(path), signature(st), raw))
+        full = path if os.path.isabs(path) else os.path.abspath(path)  # the loader's are
+        self.files.append((full, signature(st), raw))
 
     def looked_for(self, path: str) -> None:
         """A file that was not read (missing, not a file, outside the repository)."""

@@ -217,31 +217,23 @@ class _Converter:
             self.problems.append(NodeProblem(node, message, on_key))
 
     def value(self, node: Node) -> Any:
-        self.budget -= 1
-        if self.budget < 0:
-            raise _TooBig
         cls, tag = node.__class__, node.tag  # str, or a slice: see _FastLoader
         tag_kind: Any = tag.__class__
         if cls is MappingNode:
-            if tag_kind is slice:
-                node.tag = MAP
-            elif tag != MAP:
+            if tag_kind is not slice and tag != MAP:
                 self.unsupported(node)
             return self.mapping(node)  # type: ignore[arg-type]
         if cls is SequenceNode:
-            if tag_kind is slice:
-                node.tag = SEQ
-            elif tag != SEQ:
+            if tag_kind is not slice and tag != SEQ:
                 self.unsupported(node)
+            self.budget -= len(node.value)
+            if self.budget < 0:
+                raise _TooBig
             return [self.value(child) for child in node.value]
         text = node.value
-        if tag_kind is slice:  # tag_of(node), inline: this runs for every scalar
-            if not tag.step[0]:  # type: ignore[attr-defined]
-                node.tag = STR
-                return text
-            if text and text[0] not in _CLAIMED:
-                node.tag = STR
-                return text
+        if tag_kind is slice:  # tag_of(node), inline: this runs for most scalars
+            if not tag.step[0] or (text and text[0] not in _CLAIMED):  # type: ignore[attr-defined]
+                return text  # quoted, or plain text no resolver claims: a string
             tag = node.tag = _TAGS.get(text) or _plain_tag(text)
         if tag in _AS_TEXT:
             return text
@@ -255,7 +247,10 @@ class _Converter:
             if tag == BOOL:
                 return _SAFE.bool_values[text.lower()]
             if tag == FLOAT:
-                number: float = _CONSTRUCTOR[FLOAT](_SAFE, node)
+                try:  # what PyYAML's constructor computes whenever float() takes the text
+                    number: float = float(text)
+                except ValueError:  # sexagesimal, ".inf", "1__0.5": PyYAML's own rules
+                    number = _CONSTRUCTOR[FLOAT](_SAFE, node)
                 if number - number != 0:  # inf or nan
                     self.problem(node, f"{text!r} is not a finite number; JSON (and VOD) has none")
                 elif number.is_integer():  # 5.0, -0.0: what canonicalising changes
@@ -278,7 +273,11 @@ class _Converter:
     def mapping(self, node: MappingNode) -> dict[str, Any]:
         out: dict[str, Any] = {}
         merges: list[Node] = []
-        for key_node, value_node in node.value:
+        pairs = node.value
+        self.budget -= len(pairs)
+        if self.budget < 0:
+            raise _TooBig
+        for key_node, value_node in pairs:
             if key_node.__class__ is not ScalarNode:
                 self.problem(
                     key_node,
@@ -287,22 +286,26 @@ class _Converter:
                     True,
                 )
                 continue
-            key_tag: Any = key_node.tag
-            if key_tag.__class__ is slice:  # tag_of(key_node), inline; only merges matter
-                plain_merge = key_tag.step[0] and key_node.value == "<<"
-                key_tag = key_node.tag = MERGE if plain_merge else STR
-            if key_tag == MERGE:
+            key, key_tag = key_node.value, key_node.tag
+            # a merge key, if plain or tagged so
+            if (key == "<<" or key_tag == MERGE) and tag_of(key_node) == MERGE:
                 merges.append(value_node)
                 continue
-            key = key_node.value
             if key in out:
-                first = next(k for k, _ in node.value if k.value == key)
+                first = next(k for k, _ in pairs if k.value == key)
                 line, col = position(first)
                 self.problem(
                     key_node,
                     f"duplicate key {key!r} (first at {line}:{col}): delete one of them",
                     True,
                 )
+            if value_node.__class__ is ScalarNode:  # value(), inline for the common strings
+                tag: Any = value_node.tag
+                if tag.__class__ is slice:
+                    text = value_node.value
+                    if not tag.step[0] or (text and text[0] not in _CLAIMED):
+                        out[key] = text
+                        continue
             out[key] = self.value(value_node)
         if merges:
             merged: dict[str, Any] = {}

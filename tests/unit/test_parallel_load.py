@@ -236,3 +236,29 @@ def test_an_integral_float_in_yaml_is_hashed_like_its_integer(
         (m,) = result.manifests
         hashes.append(m.digest)  # type: ignore[attr-defined]
     assert hashes[0] == hashes[1]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["1.5", "-0.0", "+2.5", "1_000.5", "1__0.5", "1.5e+3", "1:30.5", "-.inf", ".NaN", "--1.5"],
+)
+def test_floats_are_read_as_pyyaml_reads_them(text: str) -> None:
+    import math
+
+    import yaml
+
+    from reconciler.adapters import yamlpos
+
+    node = yamlpos.compose(f"v: !!float {text}\nw: {text}\n")
+    assert node is not None
+    data, _, _ = yamlpos.to_data(node)
+    want = yaml.safe_load(f"v: !!float {text}\nw: {text}\n")
+    for key in ("v", "w"):
+        got, expected = data[key], want[key]
+        assert type(got) is type(expected)
+        if isinstance(expected, float) and math.isnan(expected):
+            assert math.isnan(got)
+        else:
+            assert got == expected
+            if isinstance(expected, float):
+                assert math.copysign(1, got) == math.copysign(1, expected)

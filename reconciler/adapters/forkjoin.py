@@ -1,16 +1,19 @@
-"""Spread CPU-bound work over the machine's cores: ``fork_map`` runs one function over several
-chunks, the first here and the others in forked children, and returns the results in order.
+"""Spread CPU-bound work over the machine's cores: ``fork_map`` runs a function over batches of
+items in this process and in forked children, and returns the results in item order.
 
 Used for a cold load of a large catalogue (parsing and validating is pure Python, so threads
 would not help). Forking is cheap where it is safe -- Linux, a process with no other thread
 (``fork`` copies only the calling thread, so a lock another thread holds would stay held in
 the child) -- and ``workers()`` says 1 everywhere else, where the work simply runs here.
 
-A child sends its result back as one pickle through a pipe and leaves with ``os._exit``, so
+Work is handed out as it is done, not split up front: the batch numbers are tickets in a
+pipe, and every process (this one included, once its ``meanwhile`` work is done) takes the
+next ticket when it is free, so a slow batch or other work here does not leave a core idle.
+A child sends its results back as one pickle through a pipe and leaves with ``os._exit``, so
 it never flushes the parent's buffered output, runs ``atexit`` handlers or releases the
 state lock the parent holds. A child that fails in any way (an exception, a signal, an
-unpicklable result) costs only time: its chunk is run here instead. The parent's own
-exception (Ctrl-C) kills and reaps the children before it propagates.
+unpicklable result) costs only time: the batches it did not deliver are run here. The
+parent's own exception (Ctrl-C) kills and reaps the children before it propagates.
 """
 
 from __future__ import annotations
@@ -21,12 +24,14 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
-__all__ = ["MAX_WORKERS", "fork_map", "workers"]
+__all__ = ["ENV", "MAX_WORKERS", "fork_map", "workers"]
 
 MAX_WORKERS = 8
 ENV = "RECONCILER_JOBS"  # cap on the processes used (1 turns forking off)
+_TICKET = 4  # bytes per batch number in the ticket pipe
+_MAX_BATCHES = 8192  # 32 KiB of tickets: written whole before forking, within a pipe's buffer
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -46,63 +51,100 @@ def workers() -> int:
     return max(1, min(cpus, MAX_WORKERS))
 
 
-def _child(fn: Callable[[T], R], chunk: T, fd: int) -> None:
+def _take(
+    tickets: int, fn: Callable[[list[T]], list[R]], batches: list[list[T]]
+) -> dict[int, list[R]]:
+    """Run batches until the tickets run out: {batch number: results}."""
+    done: dict[int, list[R]] = {}
+    while ticket := os.read(tickets, _TICKET):  # one read per ticket: atomic on a pipe
+        number = int.from_bytes(ticket, "big")
+        done[number] = fn(batches[number])
+    return done
+
+
+def _child(
+    tickets: int, fn: Callable[[list[T]], list[R]], batches: list[list[T]], out: int
+) -> None:
     """Runs in the forked child: never returns."""
     code = 1
     try:
         signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends the child at once
-        data = pickle.dumps(fn(chunk), protocol=pickle.HIGHEST_PROTOCOL)
+        data = pickle.dumps(_take(tickets, fn, batches), protocol=pickle.HIGHEST_PROTOCOL)
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view) :]
+            view = view[os.write(out, view) :]
         code = 0
-    except BaseException:
+    except BaseException:  # the parent redoes what is missing
         code = 1
     finally:
         os._exit(code)
 
 
-def _collect(pid: int, fd: int) -> tuple[bool, object]:
-    """The child's result, or (False, None) if it did not deliver one."""
+def _collect(pid: int, fd: int) -> dict[int, Any]:
+    """The child's results ({} if it did not deliver them)."""
     pieces = []
     with os.fdopen(fd, "rb") as pipe:
         while piece := pipe.read(1 << 20):
             pieces.append(piece)
     _, status = os.waitpid(pid, 0)
     if not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
-        return False, None
+        return {}
     try:
-        return True, pickle.loads(b"".join(pieces))
-    except Exception:
-        return False, None
+        results = pickle.loads(b"".join(pieces))
+    except Exception:  # a torn or foreign pickle: redo its batches here
+        return {}
+    return results if isinstance(results, dict) else {}
 
 
-def fork_map(fn: Callable[[T], R], chunks: Sequence[T]) -> list[R]:
-    """``[fn(c) for c in chunks]``, with ``chunks[1:]`` run in forked children.
+def fork_map(
+    fn: Callable[[list[T]], list[R]],
+    items: Sequence[T],
+    processes: int,
+    *,
+    batch: int = 16,
+    meanwhile: Callable[[], None] | None = None,
+) -> list[R]:
+    """``fn`` over ``items`` in batches (``fn`` maps a batch to one result per item), in this
+    process and ``processes - 1`` forked children; the results in item order.
 
+    ``meanwhile`` runs here right after forking, before this process takes batches too.
     ``fn`` must not depend on side effects in this process (a child's are lost) and its
     results must pickle. Call it only when ``workers() > 1``.
     """
-    if len(chunks) <= 1:
-        return [fn(c) for c in chunks]
+    batch = max(batch, -(-len(items) // _MAX_BATCHES))
+    batches = [list(items[i : i + batch]) for i in range(0, len(items), batch)]
+    tickets, feed = os.pipe()
     children: list[tuple[int, int]] = []
     try:
-        for chunk in chunks[1:]:
+        view = memoryview(b"".join(n.to_bytes(_TICKET, "big") for n in range(len(batches))))
+        while view:
+            view = view[os.write(feed, view) :]
+        os.close(feed)  # every reader sees the end once the tickets are gone
+        feed = -1
+        for _ in range(max(processes - 1, 0)):
             read_fd, write_fd = os.pipe()
             pid = os.fork()
             if pid == 0:  # pragma: no cover - the child's coverage is not collected
                 os.close(read_fd)
-                _child(fn, chunk, write_fd)
+                _child(tickets, fn, batches, write_fd)
             os.close(write_fd)
             children.append((pid, read_fd))
-        results: list[R] = [fn(chunks[0])]
+        if meanwhile is not None:
+            meanwhile()
+        done = _take(tickets, fn, batches)
         for i, (pid, fd) in enumerate(children):
             children[i] = (pid, -1)  # the pipe is _collect's to close from here on
-            ok, value = _collect(pid, fd)
+            done.update(_collect(pid, fd))
             children[i] = (0, -1)
-            results.append(value if ok else fn(chunks[i + 1]))  # type: ignore[arg-type]
+        results: list[R] = []
+        for number, chunk in enumerate(batches):
+            part = done.get(number)
+            results += part if part is not None else fn(chunk)  # a failed child's batch
         return results
     finally:
+        os.close(tickets)
+        if feed >= 0:
+            os.close(feed)
         for pid, fd in children:
             if pid:
                 _reap(pid, fd)

@@ -22,7 +22,7 @@ Decisions (product.md §2 leaves them open):
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -204,9 +204,13 @@ def _parse_chunk(
 
 
 def _parse_all(
-    items: list[tuple[str, str]], ctx: Context, cache: ManifestCache | None
+    items: list[tuple[str, str]],
+    ctx: Context,
+    cache: ManifestCache | None,
+    alongside: Callable[[], None] | None,
 ) -> list[_Parsed]:
-    """``_parse`` of every file, spread over the cores when there are enough of them."""
+    """``_parse`` of every file, spread over the cores when there are enough of them
+    (``alongside`` then runs here meanwhile)."""
     from reconciler.adapters.forkjoin import fork_map, workers
 
     n = min(workers(), len(items) // PER_WORKER)
@@ -218,16 +222,15 @@ def _parse_all(
     import reconciler.adapters.yamlpos
     import reconciler.core.models  # noqa: F401
 
-    chunks = [items[i::n] for i in range(n)]  # interleaved: big and small files spread evenly
-    results = fork_map(partial(_parse_chunk, ctx=ctx, cache=cache), chunks)
-    merged: list[Any] = [None] * len(items)
-    for i, result in enumerate(results):
-        merged[i::n] = result
-    return merged
+    work = partial(_parse_chunk, ctx=ctx, cache=cache)
+    return fork_map(work, items, n, meanwhile=alongside)
 
 
 def _load_files(
-    files: list[tuple[str, str]], ctx: Context, cache: ManifestCache | None
+    files: list[tuple[str, str]],
+    ctx: Context,
+    cache: ManifestCache | None,
+    alongside: Callable[[], None] | None = None,
 ) -> list[tuple[str, list[Any], list[ManifestIssue]]]:
     """(path, documents, issues) of every file; through the cache an unchanged file is not
     parsed again."""
@@ -245,7 +248,7 @@ def _load_files(
                 ctx.timelines.update(timelines)
             loaded.append((path, docs, found))
     if misses:
-        parsed = _parse_all([loaded[i] for i in misses], ctx, cache)
+        parsed = _parse_all([loaded[i] for i in misses], ctx, cache, alongside)
         for i, result in zip(misses, parsed, strict=True):
             key, path = loaded[i]
             if result.timelines:
@@ -257,12 +260,19 @@ def _load_files(
 
 
 def load_manifests(
-    root: Path, paths: Sequence[Path] | None = None, *, cache_dir: Path | None = None
+    root: Path,
+    paths: Sequence[Path] | None = None,
+    *,
+    cache_dir: Path | None = None,
+    alongside: Callable[[], None] | None = None,
 ) -> LoadResult:
     """Load every manifest under ``root`` (or only ``paths``); report every problem at once.
 
     With ``cache_dir`` (the plan cache, ``state/cache``) unchanged files are not parsed again;
-    the manifests returned then carry their canonical hashes for the planner.
+    the manifests returned then carry their canonical hashes for the planner. When the
+    parsing is spread over several processes, ``alongside`` (if given) is run in this one
+    meanwhile -- other I/O-and-CPU work the caller needs next, such as reading the state;
+    otherwise it is not run at all.
     """
     ctx = Context(os.fspath(root))
     files = discover(os.fspath(root), paths, ctx)
@@ -273,10 +283,10 @@ def load_manifests(
         scope = (ctx.prefix, ctx.repo, os.path.abspath(root))
         cache = ManifestCache(cache_dir, scope)
     if cache is None:
-        loaded = _load_files(files, ctx, None)
+        loaded = _load_files(files, ctx, None, alongside)
     else:
         with cache.bulk():
-            loaded = _load_files(files, ctx, cache)
+            loaded = _load_files(files, ctx, cache, alongside)
     if ctx.timelines:  # a YAML timeline file among the manifests is not itself a manifest
         names = {os.path.basename(t) for t in ctx.timelines}
         sep = os.sep

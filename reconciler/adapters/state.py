@@ -83,6 +83,8 @@ class StateStore:
         self._mutex = threading.Lock()
         self.state: State | None = None
         self.pending_events = 0  # journaled events not yet folded into a snapshot
+        # (key, (state, pending events), cache file still to write): see state_cache.prefetch
+        self._prefetched: tuple[Any, tuple[State, int], bool] | None = None
 
     # ----------------------------------------------------------------------- reading
 
@@ -196,6 +198,12 @@ class StateStore:
         from reconciler.adapters.state_cache import peek
 
         return peek(self)
+
+    def prefetch(self) -> None:
+        """Read ahead for the next ``peek`` (which uses it only if no file changed since)."""
+        from reconciler.adapters.state_cache import prefetch
+
+        prefetch(self)
 
     # ----------------------------------------------------------------------- writing
 

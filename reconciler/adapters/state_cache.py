@@ -244,10 +244,35 @@ def _write(path: Path, key: tuple[Any, ...], state: State, pending: int) -> None
     write_cache_file(path, key, body, lambda fh: fh.writelines(pieces))
 
 
+def prefetch(store: StateStore) -> None:
+    """Read the state now, for a ``peek`` to come (run while forked parsers load the
+    manifests); writes nothing. A failure is dropped here: ``peek`` reads again and
+    reports it."""
+    key = _key(store)
+    try:
+        with gc_paused():
+            cached = _read(store.dir / "cache" / CACHE_FILE, key) if _trusted(key) else None
+            if cached is None:
+                cached = store.load(), store.pending_events
+                store._prefetched = (key, cached, True)
+            else:
+                store._prefetched = (key, cached, False)
+    except Exception:  # reported by the peek that follows
+        store._prefetched = None
+
+
 def peek(store: StateStore) -> State:
     """``store.load()``, through the read cache when the state files are unchanged."""
     path = store.dir / "cache" / CACHE_FILE
     key = _key(store)
+    early, store._prefetched = store._prefetched, None
+    if early is not None and early[0] == key:  # prefetched, and nothing changed since
+        (state, pending), unsaved = early[1], early[2]
+        store.state, store.pending_events = state, pending
+        if unsaved and _trusted(key):
+            with contextlib.suppress(OSError, pickle.PicklingError, ValueError, TypeError):
+                _write(path, key, state, pending)
+        return state
     if _trusted(key):
         with gc_paused():
             cached = _read(path, key)

@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -98,14 +98,21 @@ def plan_options(args: argparse.Namespace) -> PlanOptions:
     )
 
 
-def load_valid(settings: Settings, *, skip_invalid: bool = False) -> LoadResult:
-    """Load manifests; any issue aborts (unless skip_invalid), before state or API are touched."""
+def load_valid(
+    settings: Settings, *, skip_invalid: bool = False, alongside: Callable[[], None] | None = None
+) -> LoadResult:
+    """Load manifests; any issue aborts (unless skip_invalid), before state or API are touched.
+
+    ``alongside``: read-only work to overlap with a parallel parse (see ``load_manifests``).
+    """
     if not settings.manifests.is_dir():
         raise ConfigError(
             f"manifests directory {settings.manifests} does not exist",
             hint="pass --manifests DIR or create it",
         )
-    result = load_manifests(settings.manifests, cache_dir=settings.state / "cache")
+    result = load_manifests(
+        settings.manifests, cache_dir=settings.state / "cache", alongside=alongside
+    )
     if result.issues:
         if not skip_invalid:
             raise ManifestError(result.issues)

@@ -53,8 +53,10 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = common.settings_from(args)
     common.print_endpoint(settings)
-    loaded = common.load_valid(settings, skip_invalid=args.skip_invalid)
-    state = StateStore(settings.state).peek()
+    store = StateStore(settings.state)
+    # a cold load parses on every core; the state is read meanwhile (it writes nothing)
+    loaded = common.load_valid(settings, skip_invalid=args.skip_invalid, alongside=store.prefetch)
+    state = store.peek()
     options = common.plan_options(args)
     if args.skip_invalid and loaded.issues:
         options = dataclasses.replace(options, prune=False)

@@ -73,9 +73,13 @@ def _digest(value: Any) -> str:
     return "sha256:" + hashlib.sha256(canonical_json(value).encode()).hexdigest()
 
 
+# json.dumps with these options builds an encoder per call; 30,000 calls per cold plan
+_CANONICAL_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def _digest_canonical(value: Any) -> str:
     """``_digest`` of a value already in canonical form (skips canonicalising it again)."""
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    text = _CANONICAL_ENCODER.encode(value)
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -69,3 +71,70 @@ def test_editing_one_file_reparses_exactly_that_file(
     out = plan_output(project, capsys)
     assert parses == ["recaps/weekly-recap.yaml"]
     assert '"render": 1' in out and "weekly-recap" in out
+
+
+# A plan in a fresh process (forking is refused beside threads, and earlier tests may leave
+# some in this one) whose loader forks even for a handful of files and says so on stderr.
+FORKING_PLAN = """
+import sys
+from reconciler.adapters import forkjoin, loader, state
+from reconciler.cli.main import main
+
+real = forkjoin.fork_map
+def fork_map(fn, items, processes, **kw):
+    print(f"forked: {processes} processes", file=sys.stderr)
+    return real(fn, items, processes, batch=1, **kw)
+forkjoin.fork_map = fork_map
+loader.PER_WORKER = 1
+prefetch = state.StateStore.prefetch
+def announced(store):
+    print("state read meanwhile", file=sys.stderr)
+    prefetch(store)
+state.StateStore.prefetch = announced
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def forking_plan(project: Project, jobs: str, *more: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "RECONCILER_JOBS": jobs}
+    return subprocess.run(
+        [sys.executable, "-c", FORKING_PLAN, "plan", *project.args(), *more],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_a_parallel_cold_plan_says_what_a_serial_one_says(project: Project) -> None:
+    assert project.run("apply") == 0
+    promo = project.manifests / "campaigns" / "spring-promo.yaml"
+    promo.write_text(promo.read_text().replace("Out: 12", "Out: 11"))
+    shutil.rmtree(project.state / "cache", ignore_errors=True)
+    parallel = forking_plan(project, "2", "--output", "json")
+    assert parallel.returncode == 0, parallel.stderr
+    assert "forked: 2 processes" in parallel.stderr
+    assert "state read meanwhile" in parallel.stderr
+    shutil.rmtree(project.state / "cache")
+    serial = forking_plan(project, "1", "--output", "json")
+    assert "forked" not in serial.stderr
+    assert serial.stdout == parallel.stdout
+    assert '"render": 1' in parallel.stdout
+
+
+def test_a_parallel_load_of_a_broken_catalogue_leaves_state_untouched(project: Project) -> None:
+    assert project.run("apply") == 0
+    shutil.rmtree(project.state / "cache", ignore_errors=True)
+
+    def files() -> list[tuple[str, int]]:
+        return sorted((str(p), p.stat().st_mtime_ns) for p in project.state.rglob("*"))
+
+    before = files()
+    promo = project.manifests / "campaigns" / "spring-promo.yaml"
+    promo.write_text(promo.read_text().replace("  title:", "  tittle:"))
+    broken = forking_plan(project, "2")
+    assert broken.returncode == 1
+    assert "forked: 2 processes" in broken.stderr
+    assert "spec.tittle" in broken.stderr
+    assert files() == before

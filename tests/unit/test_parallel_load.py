@@ -26,53 +26,68 @@ needs_fork = pytest.mark.skipif(
 # ---------------------------------------------------------------------------- fork_map
 
 
-def _square_with_pid(chunk: list[int]) -> list[tuple[int, int]]:
-    return [(x * x, os.getpid()) for x in chunk]
+def _square_with_pid(batch: list[int]) -> list[tuple[int, int]]:
+    return [(x * x, os.getpid()) for x in batch]
 
 
 @needs_fork
-def test_fork_map_runs_chunks_in_children_and_keeps_their_order() -> None:
-    chunks = [[1, 2], [3], [4, 5, 6]]
-    results = forkjoin.fork_map(_square_with_pid, chunks)
-    assert [[v for v, _ in r] for r in results] == [[1, 4], [9], [16, 25, 36]]
-    pids = [r[0][1] for r in results]
-    assert pids[0] == os.getpid()
-    assert len(set(pids)) == 3  # one process per chunk
+def test_fork_map_spreads_batches_over_processes_and_keeps_item_order() -> None:
+    def slow(batch: list[int]) -> list[tuple[int, int]]:
+        time.sleep(0.01)  # long enough that every process gets batches
+        return _square_with_pid(batch)
+
+    results = forkjoin.fork_map(slow, range(40), 3, batch=2)
+    assert [v for v, _ in results] == [x * x for x in range(40)]
+    assert len({pid for _, pid in results}) == 3  # this process and two children
+    assert os.getpid() in {pid for _, pid in results}
+
+
+@needs_fork
+def test_meanwhile_runs_here_while_the_children_work() -> None:
+    ran: list[int] = []
+    results = forkjoin.fork_map(
+        _square_with_pid, range(10), 2, meanwhile=lambda: ran.append(os.getpid())
+    )
+    assert ran == [os.getpid()]
+    assert [v for v, _ in results] == [x * x for x in range(10)]
 
 
 @needs_fork
 @pytest.mark.parametrize("failure", ["raise", "kill", "unpicklable"])
-def test_a_failing_child_has_its_chunk_redone_here(failure: str) -> None:
+def test_a_failing_child_has_its_batches_redone_here(failure: str) -> None:
     parent = os.getpid()
 
-    def work(chunk: list[int]) -> Any:
+    def work(batch: list[int]) -> Any:
         if os.getpid() != parent:
             if failure == "raise":
                 raise RuntimeError("boom")
             if failure == "kill":
                 os.kill(os.getpid(), signal.SIGKILL)
             return [lambda: None]  # cannot be pickled
-        return [x + 1 for x in chunk]
+        time.sleep(0.005)  # leave the children some batches
+        return [x + 1 for x in batch]
 
-    assert forkjoin.fork_map(work, [[1], [2], [3]]) == [[2], [3], [4]]
+    assert forkjoin.fork_map(work, range(30), 3, batch=1) == [x + 1 for x in range(30)]
 
 
 @needs_fork
 def test_an_exception_here_kills_and_reaps_the_children(tmp_path: Path) -> None:
     parent = os.getpid()
 
-    def work(chunk: list[int]) -> list[int]:
-        if os.getpid() == parent:  # once both children are busy: Ctrl-C
-            deadline = time.monotonic() + 20
-            while len(list(tmp_path.iterdir())) < 2 and time.monotonic() < deadline:
-                time.sleep(0.01)
-            raise KeyboardInterrupt
+    def busy() -> None:  # once both children are busy: Ctrl-C
+        deadline = time.monotonic() + 20
+        while len(list(tmp_path.iterdir())) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        raise KeyboardInterrupt
+
+    def work(batch: list[int]) -> list[int]:
+        assert os.getpid() != parent
         (tmp_path / str(os.getpid())).write_text("")
         threading.Event().wait(60)  # would hold the test for a minute if not killed
-        return chunk
+        return batch
 
     with pytest.raises(KeyboardInterrupt):
-        forkjoin.fork_map(work, [[1], [2], [3]])
+        forkjoin.fork_map(work, range(4), 3, batch=1, meanwhile=busy)
     pids = [int(p.name) for p in tmp_path.iterdir()]
     assert len(pids) == 2
     for pid in pids:

@@ -158,3 +158,31 @@ def test_deferred_parts_come_from_the_file_that_was_read(store: StateStore) -> N
     assert isinstance(entry, LazyEntry) and entry._blob is not None
     (store.dir / "cache" / CACHE_FILE).unlink()  # replaced or removed meanwhile
     assert entry["spec"] == ENTRY["spec"] and entry["hashes"] == ENTRY["hashes"]
+
+
+def test_a_prefetch_writes_nothing_and_the_peek_after_it_equals_load(store: StateStore) -> None:
+    expected = StateStore(store.dir).load().to_json()
+    before = sorted(p.name for p in store.dir.rglob("*"))
+    store.prefetch()
+    assert sorted(p.name for p in store.dir.rglob("*")) == before  # nothing written yet
+    assert store.peek().to_json() == expected
+    assert (store.dir / "cache" / CACHE_FILE).is_file()  # the peek wrote the read cache
+    warm = StateStore(store.dir)
+    warm.prefetch()  # now from that cache
+    assert warm.peek().to_json() == expected
+
+
+def test_a_state_changed_after_the_prefetch_is_read_again(store: StateStore) -> None:
+    store.prefetch()
+    writer = StateStore(store.dir)
+    writer.load()
+    writer.record({"type": "forgotten", "name": "a"})
+    writer.close()
+    assert store.peek().projects == {}
+
+
+def test_a_prefetch_that_fails_leaves_the_error_to_the_peek(store: StateStore) -> None:
+    (store.dir / "state.json").write_text("{not json")
+    store.prefetch()  # no exception here
+    with pytest.raises(Exception, match=r"state\.json"):
+        store.peek()

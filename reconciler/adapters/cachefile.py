@@ -12,7 +12,6 @@ import os
 import pickle
 import threading
 import time
-import uuid
 import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -177,7 +176,7 @@ def write_cache_file(
     if not directory.is_dir():
         directory.mkdir()
         (directory / ".gitignore").write_text("# the plan cache: never commit it\n*\n")
-    tmp = directory / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    tmp = directory / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
     try:
         with open(tmp, "wb") as fh:
             pickle.dump(key, fh, protocol=pickle.HIGHEST_PROTOCOL)

@@ -18,11 +18,9 @@ import contextlib
 import fcntl
 import json
 import os
-import socket
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -47,7 +45,7 @@ def _fsync_dir(path: Path) -> None:
 
 def atomic_write(path: Path, data: bytes) -> None:
     """temp file in the same directory, fsync, rename over, fsync the directory."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     try:
         with open(tmp, "wb") as fh:
             fh.write(data)
@@ -187,7 +185,7 @@ class StateStore:
         return start[0] if start is not None and start[1] == 0 else None
 
     def load(self) -> State:
-        state = self._read_snapshot() or State(lineage=self._journal_lineage() or str(uuid.uuid4()))
+        state = self._read_snapshot() or State(lineage=self._journal_lineage() or _new_lineage())
         self.pending_events = self._replay_journal(state)
         self.state = state
         return state
@@ -272,7 +270,7 @@ def _holder_info() -> dict[str, Any]:
         program = Path(sys.argv[0]).parent.name
     return {
         "pid": os.getpid(),
-        "host": socket.gethostname(),
+        "host": _hostname(),
         "command": " ".join([program, *sys.argv[1:6]])[:200],
         "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -364,3 +362,15 @@ def clear_lock(directory: Path, *, force: bool = False) -> tuple[str, dict[str, 
         return ("stale" if holder else "free"), holder
     finally:
         os.close(fd)
+
+
+def _new_lineage() -> str:
+    import uuid  # here, not at the top: a read-only run never needs uuid or socket
+
+    return str(uuid.uuid4())
+
+
+def _hostname() -> str:
+    import socket
+
+    return socket.gethostname()

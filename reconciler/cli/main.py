@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
-import traceback
 from collections.abc import Sequence
 from importlib import import_module
 
@@ -91,6 +89,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         render_error(exc)
         return exc.exit_code
     except Exception:  # a bug: keep the traceback out of the user's face, but keep it
+        import tempfile  # only now: every run would pay ~5 ms for these imports
+        import traceback
+
         fd, path = tempfile.mkstemp(prefix="reconciler-crash-", suffix=".log")
         with os.fdopen(fd, "w") as fh:
             traceback.print_exc(file=fh)

@@ -123,7 +123,12 @@ def fork_map(
         feed = -1
         for _ in range(max(processes - 1, 0)):
             read_fd, write_fd = os.pipe()
-            pid = os.fork()
+            try:
+                pid = os.fork()
+            except OSError:  # out of processes or memory: the ones running (or this) will do
+                os.close(read_fd)
+                os.close(write_fd)
+                break
             if pid == 0:  # pragma: no cover - the child's coverage is not collected
                 os.close(read_fd)
                 _child(tickets, fn, batches, write_fd)

@@ -277,3 +277,13 @@ def test_floats_are_read_as_pyyaml_reads_them(text: str) -> None:
             assert got == expected
             if isinstance(expected, float):
                 assert math.copysign(1, got) == math.copysign(1, expected)
+
+
+@needs_fork
+def test_a_refused_fork_leaves_the_work_to_this_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_fork() -> int:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    results = forkjoin.fork_map(_square_with_pid, range(10), 4)
+    assert results == [(x * x, os.getpid()) for x in range(10)]

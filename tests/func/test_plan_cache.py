@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -138,3 +141,55 @@ def test_a_parallel_load_of_a_broken_catalogue_leaves_state_untouched(project: P
     assert "forked: 2 processes" in broken.stderr
     assert "spec.tittle" in broken.stderr
     assert files() == before
+
+
+SLOW_FORKING_PLAN = """
+import os, sys, time
+from reconciler.adapters import forkjoin, loader
+from reconciler.cli.main import main
+
+fork_map = forkjoin.fork_map
+forkjoin.fork_map = lambda fn, items, processes, **kw: fork_map(fn, items, processes, batch=1, **kw)
+
+parent, real = os.getpid(), loader._parse
+def slow(key, ctx, cache):
+    if os.getpid() != parent:  # a child: say who it is, then take its time
+        with open(os.environ["PIDS"], "a") as fh:
+            fh.write(f"{os.getpid()}\\n")
+        time.sleep(0.5)
+    return real(key, ctx, cache)
+loader._parse = slow
+loader.PER_WORKER = 1
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_ctrl_c_during_a_parallel_load_stops_every_process(
+    project: Project, tmp_path: Path
+) -> None:
+    shutil.rmtree(project.state / "cache", ignore_errors=True)
+    pids = tmp_path / "pids"
+    env = {**os.environ, "RECONCILER_JOBS": "2", "PIDS": str(pids)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_FORKING_PLAN, "plan", *project.args()],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 30
+    while not pids.exists() and time.monotonic() < deadline:  # the child is at work
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    children = {int(p) for p in pids.read_text().split()}
+    assert len(children) == 1
+    for pid in children:
+        assert (
+            not Path(f"/proc/{pid}").exists()
+            or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+        )
+    assert not (project.state / "cache").exists()

@@ -17,6 +17,8 @@ Decisions (product.md §2 leaves them open):
   among invalid documents, so one run shows everything). YAML details: see ``yamlpos``.
 - With ``cache_dir`` an unchanged file is not parsed again (``manifest_cache``); YAML and the
   pydantic models are imported on the first parse, so a fully cached run needs neither.
+- The files left to parse are spread over the cores when there are at least ``PER_WORKER``
+  per process (``forkjoin``); the result is the same as a serial load's, in the same order.
 """
 
 from __future__ import annotations

@@ -81,8 +81,8 @@ class StateStore:
         self._mutex = threading.Lock()
         self.state: State | None = None
         self.pending_events = 0  # journaled events not yet folded into a snapshot
-        # (key, (state, pending events), cache file still to write): see state_cache.prefetch
-        self._prefetched: tuple[Any, tuple[State, int], bool] | None = None
+        # (key, (state, pending events), read cache laid out to write): state_cache.prefetch
+        self._prefetched: tuple[Any, tuple[State, int], Any] | None = None
 
     # ----------------------------------------------------------------------- reading
 

@@ -223,9 +223,10 @@ def _intern(value: Any) -> Any:
     return sys.intern(value) if type(value) is str else value
 
 
-def _write(path: Path, key: tuple[Any, ...], state: State, pending: int) -> None:
-    """The key, then the state with every entry's deferred part replaced by its place in
-    the cold section, then that section (the deferred parts, pickled one by one)."""
+def _layout(state: State, pending: int) -> tuple[tuple[Any, ...], list[bytes]]:
+    """What ``_write`` writes after the key: the state with every entry's deferred part
+    replaced by its place in the cold section, and that section's pieces (the deferred
+    parts, pickled one by one)."""
     rows: dict[str, tuple[Any, ...]] = {}
     orders: dict[tuple[str, ...], tuple[str, ...]] = {}  # one tuple per key order: shared
     pieces: list[bytes] = []
@@ -240,23 +241,34 @@ def _write(path: Path, key: tuple[Any, ...], state: State, pending: int) -> None
         rows[name] = (eager, orders.setdefault(order, order), size, len(blob), hkey)
         pieces.append(blob)
         size += len(blob)
-    body = (state.lineage, state.serial, state.canonical_version, pending, rows, size)
-    write_cache_file(path, key, body, lambda fh: fh.writelines(pieces))
+    return (state.lineage, state.serial, state.canonical_version, pending, rows, size), pieces
+
+
+def _write(
+    path: Path,
+    key: tuple[Any, ...],
+    layout: tuple[tuple[Any, ...], list[bytes]],
+) -> None:
+    """The key, then the layout's body, then its cold section."""
+    body, pieces = layout
+    with contextlib.suppress(OSError, pickle.PicklingError, ValueError, TypeError):
+        write_cache_file(path, key, body, lambda fh: fh.writelines(pieces))
 
 
 def prefetch(store: StateStore) -> None:
     """Read the state now, for a ``peek`` to come (run while forked parsers load the
-    manifests); writes nothing. A failure is dropped here: ``peek`` reads again and
-    reports it."""
+    manifests), and lay out the read cache it may write; writes nothing itself. A failure
+    is dropped here: ``peek`` reads again and reports it."""
     key = _key(store)
     try:
         with gc_paused():
             cached = _read(store.dir / "cache" / CACHE_FILE, key) if _trusted(key) else None
             if cached is None:
-                cached = store.load(), store.pending_events
-                store._prefetched = (key, cached, True)
+                state = store.load()
+                layout = _layout(state, store.pending_events) if _trusted(key) else None
+                store._prefetched = (key, (state, store.pending_events), layout)
             else:
-                store._prefetched = (key, cached, False)
+                store._prefetched = (key, cached, None)
     except Exception:  # reported by the peek that follows
         store._prefetched = None
 
@@ -267,11 +279,10 @@ def peek(store: StateStore) -> State:
     key = _key(store)
     early, store._prefetched = store._prefetched, None
     if early is not None and early[0] == key:  # prefetched, and nothing changed since
-        (state, pending), unsaved = early[1], early[2]
+        (state, pending), layout = early[1], early[2]
         store.state, store.pending_events = state, pending
-        if unsaved and _trusted(key):
-            with contextlib.suppress(OSError, pickle.PicklingError, ValueError, TypeError):
-                _write(path, key, state, pending)
+        if layout is not None:
+            _write(path, key, layout)
         return state
     if _trusted(key):
         with gc_paused():
@@ -283,5 +294,5 @@ def peek(store: StateStore) -> State:
         state = store.load()
     if _trusted(key) and _key(store) == key:  # what was read is what the key describes
         with contextlib.suppress(OSError, pickle.PicklingError, ValueError, TypeError):
-            _write(path, key, state, store.pending_events)
+            _write(path, key, _layout(state, store.pending_events))
     return state

@@ -352,7 +352,7 @@ def test_a_cached_plan_against_a_cached_state_equals_the_uncached_one(
     projects["gone"] = {**projects["d"], "project_id": "p-gone"}  # an orphan
     state = State("L", 1, CANONICAL_VERSION, projects)
     key = ("test",)
-    state_cache._write(tmp_path / "state.pickle", key, state, 0)
+    state_cache._write(tmp_path / "state.pickle", key, state_cache._layout(state, 0))
     read = state_cache._read(tmp_path / "state.pickle", key)
     assert read is not None
     warm_state = read[0]

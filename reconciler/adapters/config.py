@@ -52,11 +52,21 @@ _PYPROJECT_KEYS = {
 
 
 def find_pyproject(start: Path) -> Path | None:
+    """The nearest ``pyproject.toml`` at or above ``start``, not looking past the repository
+    ``start`` is in: the search stops at a directory holding ``.git`` or at a bare repository
+    (where the post-receive hook's work tree lives), so an unrelated project above the
+    repository is never read."""
     for directory in (start, *start.parents):
         candidate = directory / "pyproject.toml"
         if candidate.is_file():
             return candidate
+        if (directory / ".git").exists() or _is_bare_repository(directory):
+            return None
     return None
+
+
+def _is_bare_repository(directory: Path) -> bool:
+    return (directory / "HEAD").is_file() and (directory / "objects").is_dir()
 
 
 def _pyproject_table(path: Path) -> dict[str, Any]:

@@ -68,3 +68,26 @@ def test_unknown_pyproject_key_is_an_error(tmp_path: Path) -> None:
     cwd = _pyproject(tmp_path, 'endpont = "emulator"')
     with pytest.raises(ConfigError, match=r"unknown keys in \[tool\.reconciler\]: endpont"):
         resolve_settings({}, {}, cwd)
+
+
+def test_a_pyproject_above_the_repository_is_not_read(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.reconciler]\nendpoint = "emulator"\n')
+    inner = tmp_path / "monorepo" / "videos"
+    inner.mkdir(parents=True)
+    assert resolve_settings({}, {}, inner).endpoint == "emulator"  # no repository: found
+    (tmp_path / "monorepo" / ".git").mkdir()
+    assert resolve_settings({}, {}, inner).endpoint is None  # the repository ends the search
+    (tmp_path / "monorepo" / "pyproject.toml").write_text("[tool.reconciler]\nqps = 3\n")
+    assert resolve_settings({}, {}, inner).qps == 3.0  # its own, at its root, still counts
+
+
+def test_the_post_receive_work_tree_does_not_read_past_the_bare_repository(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.reconciler]\nendpoint = "emulator"\n')
+    bare = tmp_path / "videos.git"
+    (bare / "objects").mkdir(parents=True)
+    (bare / "HEAD").write_text("ref: refs/heads/main\n")
+    work = bare / "reconciler" / "work"
+    work.mkdir(parents=True)
+    assert resolve_settings({}, {}, work).endpoint is None

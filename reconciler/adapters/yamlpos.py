@@ -234,7 +234,7 @@ class _Converter:
         if tag_kind is slice:  # tag_of(node), inline: this runs for most scalars
             if not tag.step[0] or (text and text[0] not in _CLAIMED):  # type: ignore[attr-defined]
                 return text  # quoted, or plain text no resolver claims: a string
-            tag = node.tag = _TAGS.get(text) or _plain_tag(text)
+            tag = node.tag = _plain_tag(text)
         if tag in _AS_TEXT:
             return text
         if tag == INT and text.isdigit() and (text[0] != "0" or len(text) == 1):

@@ -26,7 +26,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-__all__ = ["ENV", "MAX_WORKERS", "fork_map", "workers"]
+__all__ = ["ENV", "MAX_WORKERS", "cpu_quota", "fork_map", "workers"]
 
 MAX_WORKERS = 8
 ENV = "RECONCILER_JOBS"  # cap on the processes used (1 turns forking off)
@@ -45,10 +45,72 @@ def workers() -> int:
         cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # pragma: no cover - always there on Linux
         cpus = os.cpu_count() or 1
+    quota = cpu_quota()
+    if quota is not None:
+        cpus = min(cpus, quota)
     limit = os.environ.get(ENV, "")
     if limit.strip().isdigit():
         cpus = min(cpus, max(int(limit), 1))
     return max(1, min(cpus, MAX_WORKERS))
+
+
+def cpu_quota(proc: str = "/proc/self/cgroup", fs: str = "/sys/fs/cgroup") -> int | None:
+    """The CPUs a cgroup CPU quota allows this process (rounded up), None without a quota.
+
+    A container limited with ``--cpus 2`` on a 64-core host still sees 64 CPUs in its
+    affinity mask; forking for all of them would only add processes (and memory) competing
+    for two CPUs' worth of time. cgroup v2 (``cpu.max``) and v1 (``cpu.cfs_quota_us``) are
+    read for this process's cgroup and each ancestor (the tightest wins); a path that does
+    not exist under ``fs`` (a container sees its own cgroup as the root) falls back to ``fs``.
+    """
+    try:
+        with open(proc, encoding="ascii") as fh:
+            lines = fh.read().splitlines()
+    except (OSError, ValueError):
+        return None
+    best: int | None = None
+    for line in lines:
+        fields = line.split(":", 2)
+        if len(fields) != 3:
+            continue
+        _, controllers, path = fields
+        candidates: list[tuple[str, str, str | None]]
+        if controllers == "":  # v2: "0::/path"
+            candidates = [(fs, "cpu.max", None)]
+        elif "cpu" in controllers.split(","):  # v1: "4:cpu,cpuacct:/path"
+            candidates = [
+                (os.path.join(fs, mount), "cpu.cfs_quota_us", "cpu.cfs_period_us")
+                for mount in ("cpu", "cpu,cpuacct", "cpuacct,cpu")
+            ]
+        else:
+            continue
+        for root, quota_file, period_file in candidates:
+            for directory in _ancestors(root, path):
+                allowed = _allowed(directory, quota_file, period_file)
+                if allowed is not None:
+                    best = allowed if best is None else min(best, allowed)
+    return best
+
+
+def _ancestors(root: str, path: str) -> list[str]:
+    parts = [p for p in path.split("/") if p and p != ".."]
+    dirs = [os.path.join(root, *parts[:n]) for n in range(len(parts), 0, -1)]
+    return [d for d in dirs if os.path.isdir(d)] + [root]
+
+
+def _allowed(directory: str, quota_file: str, period_file: str | None) -> int | None:
+    try:
+        with open(os.path.join(directory, quota_file), encoding="ascii") as fh:
+            fields = fh.read().split()
+        if period_file is not None:
+            with open(os.path.join(directory, period_file), encoding="ascii") as fh:
+                fields = [fields[0], fh.read().strip()]
+        quota, period = int(fields[0]), int(fields[1])  # "max" (no quota) fails here
+    except (OSError, ValueError, IndexError):
+        return None
+    if quota <= 0 or period <= 0:  # v1 says -1 for no quota
+        return None
+    return max(1, -(-quota // period))
 
 
 def _take(

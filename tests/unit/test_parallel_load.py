@@ -111,6 +111,61 @@ def test_workers_honours_the_cap_and_never_forks_beside_threads(
         thread.join()
 
 
+def _cgroup(tmp_path: Path, proc: str, files: dict[str, str]) -> tuple[str, str]:
+    fs = tmp_path / "fs"
+    for rel, text in files.items():
+        (fs / rel).parent.mkdir(parents=True, exist_ok=True)
+        (fs / rel).write_text(text)
+    fs.mkdir(exist_ok=True)
+    (tmp_path / "cgroup").write_text(proc)
+    return str(tmp_path / "cgroup"), str(fs)
+
+
+@pytest.mark.parametrize(
+    ("proc", "files", "expected"),
+    [
+        # v2: own limit, rounded up; "max" is none; the tightest ancestor wins
+        ("0::/job\n", {"job/cpu.max": "150000 100000\n"}, 2),
+        ("0::/job\n", {"job/cpu.max": "max 100000\n", "cpu.max": "max 100000\n"}, None),
+        ("0::/a/b\n", {"a/b/cpu.max": "max 100000\n", "a/cpu.max": "100000 100000\n"}, 1),
+        # inside a container the host path does not exist: the namespace root is read
+        ("0::/kubepods/pod1\n", {"cpu.max": "400000 100000\n"}, 4),
+        # v1: -1 is no quota; the cpu controller may share a mount with cpuacct
+        (
+            "4:cpu,cpuacct:/job\n2:memory:/job\n",
+            {
+                "cpu,cpuacct/job/cpu.cfs_quota_us": "-1\n",
+                "cpu,cpuacct/job/cpu.cfs_period_us": "100000\n",
+            },
+            None,
+        ),
+        (
+            "3:cpu:/\n",
+            {"cpu/cpu.cfs_quota_us": "250000\n", "cpu/cpu.cfs_period_us": "100000\n"},
+            3,
+        ),
+        ("garbage\n", {}, None),
+    ],
+)
+def test_cpu_quota_reads_cgroup_limits(
+    tmp_path: Path, proc: str, files: dict[str, str], expected: int | None
+) -> None:
+    assert forkjoin.cpu_quota(*_cgroup(tmp_path, proc, files)) == expected
+
+
+def test_cpu_quota_without_cgroups(tmp_path: Path) -> None:
+    assert forkjoin.cpu_quota(str(tmp_path / "missing"), str(tmp_path)) is None
+
+
+def test_workers_never_exceeds_the_quota(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(forkjoin.ENV, raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)))
+    monkeypatch.setattr(forkjoin, "cpu_quota", lambda: None)
+    assert forkjoin.workers() == forkjoin.MAX_WORKERS
+    monkeypatch.setattr(forkjoin, "cpu_quota", lambda: 3)
+    assert forkjoin.workers() == 3
+
+
 # ---------------------------------------------------------------------------- loading
 
 CLIP = "          - {{MediaId: m{i}, In: {start}, Out: {end}}}\n"

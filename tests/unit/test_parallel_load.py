@@ -342,3 +342,18 @@ def test_a_refused_fork_leaves_the_work_to_this_process(monkeypatch: pytest.Monk
     monkeypatch.setattr(os, "fork", no_fork)
     results = forkjoin.fork_map(_square_with_pid, range(10), 4)
     assert results == [(x * x, os.getpid()) for x in range(10)]
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.text(alphabet="yYnNtTfFoO-+0123456789.~<=!&*_:eExXbBaZz \n#", max_size=12)
+    | st.sampled_from(["3f158685d4b55fd6d986669a0e464c5b", "2024-05-01T10:00:00Z", "0x1F", "1:30"])
+)
+def test_plain_scalars_resolve_as_pyyaml_resolves_them(text: str) -> None:
+    from yaml.nodes import ScalarNode
+
+    from reconciler.adapters import yamlpos
+
+    yamlpos._TAGS.clear()  # the tag itself, not a cached one
+    want = yamlpos._RESOLVER.resolve(ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
+    assert yamlpos._plain_tag(text) == want

@@ -123,16 +123,55 @@ class SpecDigest:
     project_id: str | None
 
 
+def _integral_to_int(value: Any) -> Any:
+    """``canonicalize`` of plain JSON data (str keys) as the hashes see it: integral floats
+    as ints; keys are left in their order (the JSON dump sorts them) and containers with no
+    such float below are shared, not copied. Anything else: ``canonicalize`` itself."""
+    kind = type(value)
+    if kind is dict:
+        out = None
+        for key, item in value.items():
+            t = type(item)
+            if t is str or t is int or t is bool or item is None:
+                continue
+            new = _integral_to_int(item)
+            if new is not item:
+                if out is None:
+                    out = dict(value)
+                out[key] = new
+        return value if out is None else out
+    if kind is list:
+        items = None
+        for i, item in enumerate(value):
+            t = type(item)
+            if t is str or t is int or t is bool or item is None:
+                continue
+            new = _integral_to_int(item)
+            if new is not item:
+                if items is None:
+                    items = list(value)
+                items[i] = new
+        return value if items is None else items
+    if kind is float:
+        return int(value) if value.is_integer() else value  # inf and nan are not integer
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    return canonicalize(value)
+
+
 def spec_digest(spec: dict[str, Any], *, canonical: bool = False) -> SpecDigest:
     """``spec_hashes(applied_spec(spec))`` and the projectId, canonicalising only once.
 
-    ``canonical``: the caller knows ``spec`` is plain JSON data (str keys; str, int, bool,
-    None, list, dict values) without an integral float (``5.0``, ``-0.0``), so that
-    ``canonicalize`` would change nothing the hashes see (key order aside, which the JSON
-    dump sorts) and is skipped.
+    ``spec`` is plain JSON data as a loader builds it (str keys; str, int, float, bool,
+    None, list, dict values). ``canonical``: the caller also knows it holds no integral float
+    (``5.0``, ``-0.0``), so that ``canonicalize`` would change nothing the hashes see (key
+    order aside, which the JSON dump sorts) and is skipped; otherwise only those floats are
+    replaced (``_integral_to_int``).
     """
     keys = ("projectId", *RENDER_KEYS, *METADATA_KEYS, *USERDATA_KEYS)
-    applied = _subset(spec, keys) if canonical else applied_spec(spec)
+    applied = _subset(spec, keys)
+    if not canonical:
+        applied = _integral_to_int(applied)
     hashes = SpecHashes(
         render=_digest_canonical(_subset(applied, RENDER_KEYS)),
         metadata=_digest_canonical(_subset(applied, METADATA_KEYS)),

@@ -3,6 +3,7 @@ that fails costs only time; and the shortcuts of the fast path hash what the slo
 
 from __future__ import annotations
 
+import copy
 import os
 import signal
 import threading
@@ -275,6 +276,34 @@ specs = st.fixed_dictionaries(
         "produceConfig": json_values,
     },
 )
+
+
+any_floats = st.floats(allow_nan=False, allow_infinity=False) | st.sampled_from([5.0, -0.0, 1e300])
+json_values_with_floats = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8) | any_floats,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.fixed_dictionaries(
+        {"title": st.text(max_size=5), "timeline": json_values_with_floats},
+        optional={"userData": json_values_with_floats, "mediaMetadata": json_values_with_floats},
+    )
+)
+def test_the_digest_of_data_with_integral_floats_is_that_of_its_canonical_form(
+    spec: dict[str, Any],
+) -> None:
+    from reconciler.core.canonical import applied_spec, spec_hashes
+
+    before = copy.deepcopy(spec)
+    digest = spec_digest(spec)
+    assert digest.hashes == spec_hashes(applied_spec(spec))
+    assert spec == before and repr(spec) == repr(before)  # the spec itself is not changed
 
 
 @settings(max_examples=200, deadline=None)

@@ -79,9 +79,19 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Project
     yield Project(tmp_path, "embedded")
 
 
+class _OwningServer(EmulatorServer):
+    """A test server that owns its emulator: ``stop`` also closes it (its callback thread),
+    as ``reconciler emulator serve`` does, so no thread outlives the test (``forkjoin``
+    will not fork beside one)."""
+
+    def stop(self) -> None:
+        super().stop()
+        self.emulator.close(timeout=1.0)
+
+
 def start_server(data: Path, **config: Any) -> EmulatorServer:
     emulator = Emulator(data_dir=data, access_keys=dict([ACCESS]), config=EmulatorConfig(**config))
-    server = EmulatorServer(emulator, host="127.0.0.1", port=0)
+    server = _OwningServer(emulator, host="127.0.0.1", port=0)
     server.start()
     return server
 

@@ -161,6 +161,7 @@ def test_cpu_quota_without_cgroups(tmp_path: Path) -> None:
 def test_workers_never_exceeds_the_quota(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(forkjoin.ENV, raising=False)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)))
+    monkeypatch.setattr(threading, "active_count", lambda: 1)  # other tests may leave one
     monkeypatch.setattr(forkjoin, "cpu_quota", lambda: None)
     assert forkjoin.workers() == forkjoin.MAX_WORKERS
     monkeypatch.setattr(forkjoin, "cpu_quota", lambda: 3)
@@ -213,7 +214,19 @@ def catalogue(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def _load(root: Path, jobs: str, monkeypatch: pytest.MonkeyPatch, cache: bool) -> LoadResult:
     monkeypatch.setenv(forkjoin.ENV, jobs)
     monkeypatch.setattr(loader, "PER_WORKER", 5)
-    return load_manifests(root, cache_dir=root.parent / "state" / "cache" if cache else None)
+    # an idle thread another test left behind must not quietly turn this into a serial load
+    monkeypatch.setattr(threading, "active_count", lambda: 1)
+    forked: list[int] = []
+    fork_map = forkjoin.fork_map
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        forked.append(args[2])
+        return fork_map(*args, **kwargs)
+
+    monkeypatch.setattr(forkjoin, "fork_map", spy)
+    result = load_manifests(root, cache_dir=root.parent / "state" / "cache" if cache else None)
+    assert bool(forked) == (jobs != "1" and forkjoin.workers() > 1)  # it did fork
+    return result
 
 
 @needs_fork

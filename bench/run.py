@@ -96,7 +96,28 @@ def plan_bench(work: Path, n: int, runs: int, cold_runs: int) -> dict[str, Any]:
         edited.append(run)
     out["d_edit_one"] = summary(edited)
     print(f"(d) plan after editing one file {out['d_edit_one']['s']:.3f}s", flush=True)
+
+    # (g) what the post-receive hook (and a CI job that restores state/cache) does: the same
+    # tree, checked out afresh -- new inodes and ctimes, the same bytes -- then a plan.
+    fresh = []
+    for _ in range(runs):
+        fresh_checkout(manifests)
+        run = check(measure(plan, cwd=root), "plan after a fresh checkout")
+        assert " 1 to render" in run.out, run.out
+        fresh.append(run)
+    out["g_fresh_checkout"] = summary(fresh)
+    print(f"(g) plan after a fresh checkout {out['g_fresh_checkout']['s']:.3f}s", flush=True)
     return out
+
+
+def fresh_checkout(tree: Path) -> None:
+    """Replace ``tree`` by a copy of itself, as ``gitutil.replace_work_tree`` swaps in an
+    exported commit: every file new (inode, ctime), mtimes and bytes kept."""
+    new, old = tree.with_name(tree.name + ".new"), tree.with_name(tree.name + ".old")
+    shutil.copytree(tree, new)
+    tree.rename(old)
+    new.rename(tree)
+    shutil.rmtree(old)
 
 
 def _apply_counts(run: Run) -> dict[str, int]:
@@ -180,6 +201,19 @@ def table(results: dict[str, Any]) -> str:
             f"| {b / a:.1f}x | {c / a:.2f}x | {d / c:.2f}x | {(b - cli) / work_a:.1f}x "
             f"| {(c - cli) / work_a:.2f}x | {rss:.0f} MB |"
         )
+    fresh = [r for r in results.get("plans", []) if "g_fresh_checkout" in r]
+    if fresh:
+        lines += [
+            "",
+            "| N | (g) plan after a fresh checkout | (g)/(a) | (g)/(c) | peak RSS |",
+            "|---|---|---|---|---|",
+        ]
+        for r in fresh:
+            a, c, g = (r[k]["s"] for k in ("a_baseline", "c_warm", "g_fresh_checkout"))
+            lines.append(
+                f"| {r['n']:,} | {g:.3f} s | {g / a:.2f}x | {g / c:.2f}x "
+                f"| {r['g_fresh_checkout']['rss_mb']:.0f} MB |"
+            )
     e = results.get("apply")
     if e:
         ea = e["e_apply"]

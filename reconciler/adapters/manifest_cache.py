@@ -4,11 +4,15 @@ unchanged catalogue costs a ``stat`` per file instead of a YAML parse and a vali
 When an entry is reused. A manifest file's entry holds what loading it produced (its
 documents, their canonical hashes, its issues, the timeline files it referenced) and the
 signature -- mode, size, mtime_ns, ctime_ns, inode, device -- of every file that load read
-or looked for: the manifest and each ``timelineFile``, a missing one included. The entry is
-reused only if all of them still have that signature. File timestamps are coarse (a clock
-tick or worse), so a file rewritten within the tick it was read in could keep its
-signature ("racy git"): for files modified less than ``RACY_NS`` before the run started,
-the entry also keeps a digest of the bytes read, and is reused only if the bytes match.
+or looked for: the manifest and each ``timelineFile``, a missing one included, with a digest
+(BLAKE2b-128) of the bytes of each file read. The entry is reused if every file still has
+that signature, or else still has those bytes: a fresh checkout of the same tree (the
+post-receive hook exports each pushed commit into a new work tree; ``git checkout`` of a
+branch and back) gives every file a new inode and ctime but costs only a read per
+unchanged file, not a parse; the entry then takes the new signatures. File timestamps are
+coarse (a clock tick or worse), so a file rewritten within the tick it was read in could
+keep its signature ("racy git"): for files modified less than ``RACY_NS`` before the run
+started, the bytes are compared on every use until the signature is old enough to trust.
 
 Hot and cold. Deciding that a project is unchanged needs, per manifest, its name, labels,
 annotations, path, line, deps, hashes and projectId: the hot part of the file, read whole
@@ -23,8 +27,8 @@ the loader's and the validators' source files, the working directory (paths are 
 relative to it), the manifests root and the repository. A different key, a truncated or
 corrupt file or an unexpected shape means an empty cache -- rebuilt, never an error. The
 file holds plain builtins only and is read by an unpickler that refuses every global, so a
-planted cache file cannot run code (and, not knowing inode numbers and nanosecond ctimes,
-cannot match either).
+planted cache file cannot run code; nor can it be used at all without its key, which holds
+the signatures (inode, nanosecond ctime) of the installed source files.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import contextlib
 import importlib.util
 import os
 import pickle
+import stat
 import time
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -70,7 +75,7 @@ __all__ = [
 ]
 
 CACHE_FILE = "manifests.pickle"
-FORMAT = 4
+FORMAT = 5
 _PACKAGE = Path(__file__).resolve().parent.parent
 _SOURCES = (  # code whose change can change what loading a file yields
     "adapters/loader.py",
@@ -85,8 +90,8 @@ _SOURCES = (  # code whose change can change what loading a file yields
     "core/canonical.py",
 )
 
-_AT = 6 + COLD  # in a flat entry (see _pack): signature, manifest row, at, ref
-_FLAT = _AT + 2
+_AT = 6 + COLD  # in a flat entry (see _pack): signature, manifest row, at, ref, digest
+_FLAT = _AT + 3
 
 
 class Reads:
@@ -165,19 +170,19 @@ class ManifestCache:
             return
         self._old, self._cold = entries, cold
 
-    def _fresh(self, path: str, sig: Sig | None, digest: bytes | None) -> bool | None:
-        """True: unchanged; None: unchanged and no longer racy (drop the digest); False: changed."""
-        if stat_signature(path) != sig:
+    def _same_bytes(self, path: str, st: os.stat_result, digest: bytes) -> bool:
+        """``path`` (now ``st``) still holds the bytes ``digest`` was taken of."""
+        if not stat.S_ISREG(st.st_mode):
             return False
-        if digest is None:
-            return True
         try:
-            with open(path, "rb") as fh:
-                if content_digest(fh.read()) != digest:
-                    return False
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                raw = os.read(fd, st.st_size + 1)
+            finally:
+                os.close(fd)
         except OSError:
             return False
-        return None if sig is None or not self._racy(sig) else True
+        return content_digest(raw) == digest
 
     def get(self, path: str) -> Hit | None:
         """The entry of ``path`` if it is still valid (else None: parse it again)."""
@@ -193,7 +198,16 @@ class ManifestCache:
                 # signature(st), inlined: this runs for every file of every plan
                 sig = (st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
                 if sig != row[:6]:
-                    return self._miss()
+                    if sig[1] != row[1] or not self._same_bytes(path, st, row[-1]):
+                        return self._miss()
+                    # the same bytes (a fresh checkout): keep the entry, with the new signature
+                    doc = (row[6], row[_AT], row[_AT + 1], row[6:_AT])
+                    row = _pack(((path, sig, row[-1], self._racy(sig)),), (doc,), (), ())
+                    self._changed = True
+                    if len(row) != _FLAT:  # racy: its bytes are compared next time too
+                        self._new[path] = row
+                        self.hits += 1
+                        return [(*doc[:3], CachedManifest((*doc[3], self._cold)))], [], ()
                 m = CachedManifest((*row[6:_AT], self._cold))
                 self._new[path] = row
                 self.hits += 1
@@ -204,7 +218,7 @@ class ManifestCache:
                 return self._miss()
             if settled != files:
                 row = _pack(settled, docs, issues, timelines)
-                self._changed = True  # digests no longer needed are dropped
+                self._changed = True  # new signatures, or ones old enough to trust now
             cold = self._cold
             hit: Hit = (
                 [(n, at, ref, m and CachedManifest((*m, cold))) for n, at, ref, m in docs],
@@ -222,22 +236,26 @@ class ManifestCache:
         return None
 
     def _settle(self, files: tuple[Any, ...]) -> Any:
-        """``files`` as they should now be kept if every one is unchanged, else None."""
-        settled = []
-        for file, sig, digest in files:
-            if digest is None:
-                try:
-                    if signature(os.stat(file)) != sig:
-                        return None
-                except (OSError, ValueError):
-                    if sig is not None:
-                        return None
-                settled.append((file, sig, None))
+        """``files`` as they should now be kept if every one is unchanged, else None.
+
+        A file read (with a digest) is unchanged if its signature is, unless that was racy,
+        or if its bytes are; a file only looked for, if its signature (or absence) is."""
+        settled: list[tuple[str, Sig | None, bytes | None, bool]] = []
+        for file, sig, digest, racy in files:
+            try:
+                st = os.stat(file)
+            except (OSError, ValueError):
+                if sig is not None:
+                    return None
+                settled.append((file, None, None, False))
                 continue
-            fresh = self._fresh(file, sig, digest)
-            if fresh is False:
+            now = signature(st)
+            if digest is None:
+                if now != sig:
+                    return None
+            elif (now != sig or racy) and not self._same_bytes(file, st, digest):
                 return None
-            settled.append((file, sig, digest if fresh else None))
+            settled.append((file, now, digest, digest is not None and self._racy(now)))
         return tuple(settled)
 
     # ------------------------------------------------------------------ writing
@@ -260,7 +278,8 @@ class ManifestCache:
             (
                 file,
                 sig,
-                content_digest(raw) if raw is not None and sig and self._racy(sig) else None,
+                None if raw is None else content_digest(raw),
+                raw is not None and sig is not None and self._racy(sig),
             )
             for file, sig, raw in reads.files
         )
@@ -339,15 +358,16 @@ class ManifestCache:
 
 
 def _pack(
-    files: tuple[tuple[str, Sig | None, bytes | None], ...],
+    files: tuple[tuple[str, Sig | None, bytes | None, bool], ...],
     docs: tuple[tuple[str, str, str, tuple[Any, ...] | None], ...],
     issues: tuple[tuple[Any, ...], ...],
     timelines: tuple[str, ...],
 ) -> tuple[Any, ...]:
-    """One file's entry: ``(files, docs, issues, timelines)``, or in the common case -- the
-    manifest file alone, settled, one valid document -- one flat tuple: its signature, its
-    manifest row, the document's "path:line:col" and ref (fewer objects to unpickle)."""
-    sig = files[0][1] if len(files) == 1 and files[0][2] is None else None
+    """One file's entry: ``(files, docs, issues, timelines)`` (per file: path, signature,
+    digest of the bytes read or None, racy), or in the common case -- the manifest file
+    alone, not racy, one valid document -- one flat tuple: its signature, its manifest row,
+    the document's "path:line:col" and ref, its digest (fewer objects to unpickle)."""
+    sig = files[0][1] if len(files) == 1 and files[0][2] is not None and not files[0][3] else None
     if (
         sig is not None
         and len(docs) == 1
@@ -357,7 +377,7 @@ def _pack(
     ):
         _, at, ref, m = docs[0]
         assert m is not None
-        return (*sig, *m, at, ref)
+        return (*sig, *m, at, ref, files[0][2])
     return (files, docs, issues, timelines)
 
 

@@ -168,21 +168,118 @@ def test_same_size_rewrite_within_one_timestamp_tick_is_caught(
     assert next(m for m in result.manifests if m.name == "a").spec["title"] == "Z"
 
 
-def test_settled_files_drop_their_digests(
+def test_settled_files_are_trusted_on_their_signature(
     catalogue: Path, parses: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cached(catalogue)
     entries = read_entries(catalogue)
-    assert all(digest is not None for row in entries.values() for _, _, digest in files(row))
+    # just written: racy, so their bytes are compared on every use; a digest is always kept
+    assert all(racy for row in entries.values() for _, _, _, racy in files(row))
+    assert all(digest for row in entries.values() for _, _, digest, _ in files(row))
     monkeypatch.setattr(manifest_cache, "RACY_NS", -(10**18))  # everything is old now
     parses.clear()
     cached(catalogue)
     assert parses == []
     entries = read_entries(catalogue)
-    assert all(digest is None for row in entries.values() for _, _, digest in files(row))
+    assert not any(racy for row in entries.values() for _, _, _, racy in files(row))
+    assert all(digest for row in entries.values() for _, _, digest, _ in files(row))
     # a settled file read alone, with one manifest, is kept as one flat tuple
     assert len(entries[os.path.abspath(catalogue / "a.yaml")]) == manifest_cache._FLAT
     assert len(entries[os.path.abspath(catalogue / "sub" / "pair.yaml")]) == 4
+
+
+def _recreate(root: Path) -> None:
+    """Every file written again with the same bytes: new inodes and ctimes, as a checkout."""
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        path.unlink()
+        path.write_bytes(data)
+
+
+def test_a_fresh_copy_of_the_same_files_is_not_parsed_again(
+    catalogue: Path, parses: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = cached(catalogue)
+    _recreate(catalogue)
+    parses.clear()
+    again = cached(catalogue)
+    assert parses == []  # one read per file instead of a parse
+    assert again.manifests == first.manifests and again.issues == first.issues
+    # the entries took the new signatures: once those are old enough, a stat is all it takes
+    monkeypatch.setattr(manifest_cache, "RACY_NS", -(10**18))
+    cached(catalogue)
+    entries = read_entries(catalogue)
+    for row in entries.values():
+        for file, sig, _, _ in files(row):
+            assert not file or sig == cachefile.stat_signature(file)
+    assert len(entries[os.path.abspath(catalogue / "a.yaml")]) == manifest_cache._FLAT
+    monkeypatch.setattr(manifest_cache.ManifestCache, "_same_bytes", None)  # not called again
+    parses.clear()
+    assert cached(catalogue).manifests == first.manifests and parses == []
+
+
+def test_a_fresh_copy_with_other_bytes_of_the_same_size_is_parsed(
+    catalogue: Path, parses: list[str]
+) -> None:
+    cached(catalogue)
+    _recreate(catalogue)
+    path = catalogue / "a.yaml"
+    path.write_text(path.read_text().replace("title: T", "title: Z"))
+    timeline = catalogue / "sub" / "d.timeline.json"
+    timeline.write_text(timeline.read_text().replace('"In": 1', '"In": 2'))
+    parses.clear()
+    result = cached(catalogue)
+    assert sorted(parses) == ["a.yaml", "d.yaml"]
+    assert next(m for m in result.manifests if m.name == "a").spec["title"] == "Z"
+    clip = next(m for m in result.manifests if m.name == "d").spec["timeline"]["VideoTracks"][0]
+    assert clip["VideoTrackClips"][0]["In"] == 2
+
+
+def test_each_push_to_the_hook_parses_only_what_the_push_changed(
+    tmp_path: Path, parses: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The post-receive hook exports every pushed commit into a new work tree (real git)."""
+    import subprocess
+
+    from reconciler.triggers import gitutil
+
+    src = tmp_path / "src"
+    (src / "manifests").mkdir(parents=True)
+    for name in ("a", "b", "c"):
+        (src / "manifests" / f"{name}.yaml").write_text(doc(name))
+
+    def commit() -> str:
+        env = {
+            **os.environ,
+            "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@t",
+            "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@t",
+        }
+        for args in (["add", "-A"], ["commit", "-qm", "c"]):
+            subprocess.run(["git", "-C", str(src), *args], check=True, env=env)
+        return subprocess.run(
+            ["git", "-C", str(src), "rev-parse", "HEAD"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+
+    subprocess.run(["git", "init", "-q", str(src)], check=True)
+    work, state = tmp_path / "hook" / "work", tmp_path / "hook" / "state"
+    state.mkdir(parents=True)
+
+    def push(sha: str) -> LoadResult:
+        gitutil.replace_work_tree(src / ".git", sha, work)
+        monkeypatch.chdir(work)
+        parses.clear()
+        return load_manifests(work / "manifests", cache_dir=state / "cache")
+
+    assert len(push(commit()).manifests) == 3 and len(parses) == 3
+    (src / "manifests" / "b.yaml").write_text(doc("b", "B2"))
+    result = push(commit())
+    assert parses == ["b.yaml"]
+    assert next(m for m in result.manifests if m.name == "b").spec["title"] == "B2"
 
 
 def read_entries(catalogue: Path) -> dict[str, Any]:
@@ -193,10 +290,10 @@ def read_entries(catalogue: Path) -> dict[str, Any]:
     return entries
 
 
-def files(row: tuple[Any, ...]) -> list[tuple[str, Any, bytes | None]]:
-    """(path, signature, digest) of every file an entry depends on."""
+def files(row: tuple[Any, ...]) -> list[tuple[str, Any, bytes | None, bool]]:
+    """(path, signature, digest, racy) of every file an entry depends on."""
     if len(row) == manifest_cache._FLAT:  # the manifest file alone, settled
-        return [("", row[:6], None)]
+        return [("", row[:6], row[-1], False)]
     return list(row[0])
 
 

@@ -128,30 +128,18 @@ def _integral_to_int(value: Any) -> Any:
     as ints; keys are left in their order (the JSON dump sorts them) and containers with no
     such float below are shared, not copied. Anything else: ``canonicalize`` itself."""
     kind = type(value)
-    if kind is dict:
-        out = None
-        for key, item in value.items():
+    if kind is dict or kind is list:
+        copy: Any = None
+        for key, item in value.items() if kind is dict else enumerate(value):
             t = type(item)
             if t is str or t is int or t is bool or item is None:
                 continue
             new = _integral_to_int(item)
             if new is not item:
-                if out is None:
-                    out = dict(value)
-                out[key] = new
-        return value if out is None else out
-    if kind is list:
-        items = None
-        for i, item in enumerate(value):
-            t = type(item)
-            if t is str or t is int or t is bool or item is None:
-                continue
-            new = _integral_to_int(item)
-            if new is not item:
-                if items is None:
-                    items = list(value)
-                items[i] = new
-        return value if items is None else items
+                if copy is None:
+                    copy = kind(value)
+                copy[key] = new
+        return value if copy is None else copy
     if kind is float:
         return int(value) if value.is_integer() else value  # inf and nan are not integer
     if kind is str or kind is int or kind is bool or value is None:

@@ -215,7 +215,9 @@ def _parse_all(
     (``alongside`` then runs here meanwhile)."""
     from reconciler.adapters.forkjoin import fork_map, workers
 
-    n = min(workers(), len(items) // PER_WORKER)
+    n = len(items) // PER_WORKER
+    if n > 1:  # only then is it worth asking (workers() reads the cgroup CPU quota)
+        n = min(workers(), n)
     if n <= 1:
         return _parse_chunk(items, ctx, cache)
     # imported before forking, so that every process shares them instead of importing them

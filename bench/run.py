@@ -97,8 +97,8 @@ def plan_bench(work: Path, n: int, runs: int, cold_runs: int) -> dict[str, Any]:
     out["d_edit_one"] = summary(edited)
     print(f"(d) plan after editing one file {out['d_edit_one']['s']:.3f}s", flush=True)
 
-    # (g) what the post-receive hook (and a CI job that restores state/cache) does: the same
-    # tree, checked out afresh -- new inodes and ctimes, the same bytes -- then a plan.
+    # (g) a fresh checkout at the same path (the post-receive hook made one of every push until
+    # it updated its tree in place): new inodes and ctimes, the same bytes -- then a plan.
     fresh = []
     for _ in range(runs):
         fresh_checkout(manifests)

@@ -238,46 +238,23 @@ def test_a_fresh_copy_with_other_bytes_of_the_same_size_is_parsed(
 def test_each_push_to_the_hook_parses_only_what_the_push_changed(
     tmp_path: Path, parses: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The post-receive hook exports every pushed commit into a new work tree (real git)."""
-    import subprocess
-
+    """The post-receive hook brings its work tree to each pushed commit (real git)."""
     from reconciler.triggers import gitutil
+    from tests.unit.test_gitutil import Repo
 
-    src = tmp_path / "src"
-    (src / "manifests").mkdir(parents=True)
-    for name in ("a", "b", "c"):
-        (src / "manifests" / f"{name}.yaml").write_text(doc(name))
-
-    def commit() -> str:
-        env = {
-            **os.environ,
-            "GIT_AUTHOR_NAME": "t",
-            "GIT_AUTHOR_EMAIL": "t@t",
-            "GIT_COMMITTER_NAME": "t",
-            "GIT_COMMITTER_EMAIL": "t@t",
-        }
-        for args in (["add", "-A"], ["commit", "-qm", "c"]):
-            subprocess.run(["git", "-C", str(src), *args], check=True, env=env)
-        return subprocess.run(
-            ["git", "-C", str(src), "rev-parse", "HEAD"],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-
-    subprocess.run(["git", "init", "-q", str(src)], check=True)
+    src = Repo(tmp_path / "src")
     work, state = tmp_path / "hook" / "work", tmp_path / "hook" / "state"
     state.mkdir(parents=True)
 
     def push(sha: str) -> LoadResult:
-        gitutil.replace_work_tree(src / ".git", sha, work)
+        gitutil.replace_work_tree(src.root / ".git", sha, work)
         monkeypatch.chdir(work)
         parses.clear()
         return load_manifests(work / "manifests", cache_dir=state / "cache")
 
-    assert len(push(commit()).manifests) == 3 and len(parses) == 3
-    (src / "manifests" / "b.yaml").write_text(doc("b", "B2"))
-    result = push(commit())
+    first = src.commit({f"manifests/{name}.yaml": doc(name) for name in ("a", "b", "c")})
+    assert len(push(first).manifests) == 3 and len(parses) == 3
+    result = push(src.commit({"manifests/b.yaml": doc("b", "B2")}))
     assert parses == ["b.yaml"]
     assert next(m for m in result.manifests if m.name == "b").spec["title"] == "B2"
 

@@ -82,6 +82,18 @@ def gitlab_jobs() -> dict[str, list[list[str]]]:
     return jobs
 
 
+# what both templates need: OIDC role credentials, and the state pushed back without a CI loop
+BOTH_TEMPLATES = (
+    "ALIBABA_CLOUD_ROLE_ARN",
+    "ALIBABA_CLOUD_OIDC_PROVIDER_ARN",
+    "ALIBABA_CLOUD_OIDC_TOKEN_FILE",
+    "reconciler[credentials]",
+    "[skip ci]",
+    "pull -q --rebase",
+    "git add state/",
+)
+
+
 def test_the_extractor_understands_shell() -> None:
     script = (
         'reconciler plan --output markdown >> "$GITHUB_STEP_SUMMARY"\n'
@@ -104,15 +116,7 @@ def test_github_template_shape() -> None:
     runs = "\n".join(step.get("run", "") for step in plan_job["steps"])
     assert 'reconciler plan --output markdown >> "$GITHUB_STEP_SUMMARY"' in runs
     text = GITHUB.read_text()
-    for needle in (
-        "ALIBABA_CLOUD_ROLE_ARN",
-        "ALIBABA_CLOUD_OIDC_PROVIDER_ARN",
-        "ALIBABA_CLOUD_OIDC_TOKEN_FILE",
-        "reconciler[credentials]",
-        "[skip ci]",
-        "pull -q --rebase",
-        "git add state/",
-    ):
+    for needle in BOTH_TEMPLATES:
         assert needle in text, needle
 
 
@@ -122,16 +126,7 @@ def test_gitlab_template_shape() -> None:
     assert "merge_request_event" in data["reconciler-plan"]["rules"][0]["if"]
     assert "plan.md" in data["reconciler-plan"]["artifacts"]["paths"]
     text = GITLAB.read_text()
-    for needle in (
-        "ALIBABA_CLOUD_ROLE_ARN",
-        "ALIBABA_CLOUD_OIDC_PROVIDER_ARN",
-        "ALIBABA_CLOUD_OIDC_TOKEN_FILE",
-        "reconciler[credentials]",
-        "[skip ci]",
-        "pull -q --rebase",
-        "git add state/",
-        "id_tokens",
-    ):
+    for needle in (*BOTH_TEMPLATES, "id_tokens"):
         assert needle in text, needle
 
 

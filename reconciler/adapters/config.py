@@ -10,6 +10,10 @@ from typing import Any
 from reconciler.errors import ConfigError
 
 DEFAULT_REGION = "cn-shanghai"
+REPOSITORY_HELP = (
+    "top of the repository, which timelineFile paths must stay inside (default: the git "
+    "work tree holding the manifests, else the manifests directory)"
+)
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,8 @@ class Settings:
     connect_timeout: float = 5.0
     read_timeout: float = 10.0
     history: int = 10
+    # where timelineFile paths must stay; None: the git work tree holding the manifests
+    repository: Path | None = None
     sources: tuple[tuple[str, str], ...] = ()  # (setting, where it came from), for --verbose
 
     @property
@@ -45,6 +51,7 @@ _ENV = {
     "connect_timeout": "RECONCILER_CONNECT_TIMEOUT",
     "read_timeout": "RECONCILER_READ_TIMEOUT",
     "history": "RECONCILER_HISTORY",
+    "repository": "RECONCILER_REPOSITORY",
 }
 _PYPROJECT_KEYS = {
     f.name.replace("_", "-"): f.name for f in fields(Settings) if f.name != "sources"
@@ -85,7 +92,7 @@ def _pyproject_table(path: Path) -> dict[str, Any]:
 def _convert(name: str, value: Any, where: str) -> Any:
     kind = {f.name: f.type for f in fields(Settings)}[name]
     try:
-        if kind == "Path":
+        if kind in ("Path", "Path | None"):
             return Path(str(value))
         if kind == "int":
             return int(value)

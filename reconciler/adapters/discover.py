@@ -27,14 +27,18 @@ Pos = tuple[int, int]
 
 
 class Context:
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, repository: str | None = None) -> None:
+        """``repository``: where ``timelineFile`` paths must stay (default: the git work tree
+        holding ``root``, else ``root`` itself)."""
         cwd = os.getcwd()
         self.prefix = cwd if cwd.endswith(os.sep) else cwd + os.sep
         self.issues: list[ManifestIssue] = []
         self.timelines: set[str] = set()  # real paths of the timeline files referenced
         self.reads: Reads | None = None  # what the current file's load reads, for the cache
         base = root if os.path.isdir(root) else os.path.dirname(root)
-        self.repo = os.path.realpath(_git_top(base) or base)
+        top = repository or _git_top(base)
+        self.repo = os.path.realpath(top or base)
+        self.repo_is_root = top is None  # no repository known: the manifests root stands in
 
     def display(self, path: str) -> str:
         # paths the loader builds are absolute and normal already; abspath is for the others

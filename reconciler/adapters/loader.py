@@ -9,9 +9,10 @@ Decisions (product.md §2 leaves them open):
   manifest"); empty documents inside a file with manifests are ignored.
 - A file-level problem (too big, binary, not UTF-8, merge-conflict markers, YAML syntax) makes
   none of that file's manifests usable, even documents before the syntax error.
-- ``timelineFile`` is relative to the manifest, must stay inside the repository (the nearest
-  ancestor of the manifests root holding ``.git``, else the root itself; after symlinks are
-  resolved) and is read as JSON (strict: no NaN, no duplicate keys) or YAML by its extension.
+- ``timelineFile`` is relative to the manifest, must stay inside the repository (the
+  ``repository`` setting; by default the nearest ancestor of the manifests root holding
+  ``.git``, else the root itself; after symlinks are resolved) and is read as JSON (strict:
+  no NaN, no duplicate keys) or YAML by its extension.
   A YAML timeline file that a manifest references is not itself loaded as a manifest.
 - Only fully valid manifests are returned; a name used twice is an error at every use (also
   among invalid documents, so one run shows everything). YAML details: see ``yamlpos``.
@@ -269,6 +270,7 @@ def load_manifests(
     *,
     cache_dir: Path | None = None,
     alongside: Callable[[], None] | None = None,
+    repository: Path | None = None,
 ) -> LoadResult:
     """Load every manifest under ``root`` (or only ``paths``); report every problem at once.
 
@@ -276,9 +278,10 @@ def load_manifests(
     the manifests returned then carry their canonical hashes for the planner. When the
     parsing is spread over several processes, ``alongside`` (if given) is run in this one
     meanwhile -- other I/O-and-CPU work the caller needs next, such as reading the state;
-    otherwise it is not run at all.
+    otherwise it is not run at all. ``repository``: the directory every ``timelineFile`` must
+    stay inside (default: the git work tree holding ``root``, else ``root`` itself).
     """
-    ctx = Context(os.fspath(root))
+    ctx = Context(os.fspath(root), os.fspath(repository) if repository else None)
     files = discover(os.fspath(root), paths, ctx)
     cache = None
     if cache_dir is not None:

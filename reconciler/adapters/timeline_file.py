@@ -101,6 +101,11 @@ def load_timeline(
         if ctx.reads is not None:
             ctx.reads.looked_for(target)
         msg = f"timelineFile {spec_file!r} points outside the repository: keep it inside"
+        if ctx.repo_is_root and repo == ctx.repo:
+            msg += (
+                " (no .git above the manifests, so the repository is taken to be the "
+                "manifests directory: pass --repository DIR to name its top)"
+            )
         ctx.report(manifest, at, msg, ref, "spec.timelineFile")
         return None, None
     shown = ctx.display(target)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from reconciler.adapters.config import Settings, resolve_settings
+from reconciler.adapters.config import REPOSITORY_HELP, Settings, resolve_settings
 from reconciler.adapters.loader import LoadResult, load_manifests
 from reconciler.core.planner import Change, Plan, PlanOptions
 from reconciler.engine.protocol import VodLike
@@ -22,6 +22,7 @@ def add_common(parser: argparse.ArgumentParser, *, remote: bool = True) -> None:
     g = parser.add_argument_group("common options")
     g.add_argument("--manifests", metavar="DIR", help="manifests directory (default: manifests)")
     g.add_argument("--state", metavar="DIR", help="state directory (default: state)")
+    g.add_argument("--repository", metavar="DIR", help=REPOSITORY_HELP)
     if remote:
         g.add_argument(
             "--endpoint",
@@ -75,6 +76,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
             "parallelism",
             "qps",
             "lock_timeout",
+            "repository",
         )
     }
     return resolve_settings(flags, os.environ, Path.cwd())
@@ -111,7 +113,10 @@ def load_valid(
             hint="pass --manifests DIR or create it",
         )
     result = load_manifests(
-        settings.manifests, cache_dir=settings.state / "cache", alongside=alongside
+        settings.manifests,
+        cache_dir=settings.state / "cache",
+        alongside=alongside,
+        repository=settings.repository,
     )
     if result.issues:
         if not skip_invalid:

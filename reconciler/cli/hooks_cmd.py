@@ -233,7 +233,8 @@ def _apply_push(args: argparse.Namespace, text: str) -> int:
         print(f"reconciler: applying {args.branch} at {sha[:12]}")
         _flush()
         gitutil.replace_work_tree(repo, sha, work)
-        argv = ["apply", "--state", str(state)]
+        # the work tree is the pushed commit's tree: timelineFiles may reach all of it
+        argv = ["apply", "--state", str(state), "--repository", str(work)]
         if args.manifests:
             argv += ["--manifests", args.manifests]
         with _cwd(work):
@@ -266,7 +267,7 @@ def pre_push(args: argparse.Namespace, text: str) -> int:
                     "nothing to check"
                 )
                 continue
-            argv = ["plan", "--state", str(state)]
+            argv = ["plan", "--state", str(state), "--repository", str(tree)]
             if args.manifests:
                 argv += ["--manifests", args.manifests]
             with _cwd(tree):

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from reconciler.adapters.config import resolve_settings
+from reconciler.adapters.config import REPOSITORY_HELP, resolve_settings
 from reconciler.adapters.loader import LoadResult, load_manifests
 
 
@@ -29,6 +29,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--manifests", metavar="DIR", help="manifests directory (default: manifests)"
     )
+    parser.add_argument("--repository", metavar="DIR", help=REPOSITORY_HELP)
     parser.add_argument(
         "--output",
         choices=("text", "json"),
@@ -71,9 +72,10 @@ def _summary(result: LoadResult) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = resolve_settings({"manifests": args.manifests}, os.environ, Path.cwd())
+    flags = {"manifests": args.manifests, "repository": args.repository}
+    settings = resolve_settings(flags, os.environ, Path.cwd())
     paths = [Path(p) for p in args.paths] or None
-    result = load_manifests(settings.manifests, paths)
+    result = load_manifests(settings.manifests, paths, repository=settings.repository)
     if args.output == "json":
         json.dump(_as_json(result), sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")

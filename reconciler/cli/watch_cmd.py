@@ -134,7 +134,7 @@ class WatchSession:
     def __init__(self, settings: Settings, options: PlanOptions) -> None:
         self.settings = settings
         self.options = options
-        self.cache = ManifestCache(settings.manifests)
+        self.cache = ManifestCache(settings.manifests, repository=settings.repository)
         self.holder = common.ClientHolder(settings)
         self.observer: FileObserver | None = None
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from reconciler.adapters.loader import LoadResult, Manifest, load_manifests
@@ -23,8 +24,8 @@ Signature = tuple[int, int, int]  # (st_mtime_ns, st_size, st_ino)
 Loader = Callable[[Path, list[Path]], LoadResult]
 
 
-def _default_loader(root: Path, paths: list[Path]) -> LoadResult:
-    return load_manifests(root, paths)
+def _default_loader(root: Path, paths: list[Path], repository: Path | None = None) -> LoadResult:
+    return load_manifests(root, paths, repository=repository)
 
 
 def signature(path: Path) -> Signature | None:
@@ -96,9 +97,12 @@ class Snapshot:
 class ManifestCache:
     """Holds the last load of every manifest file under ``root``."""
 
-    def __init__(self, root: Path, *, loader: Loader = _default_loader) -> None:
+    def __init__(
+        self, root: Path, *, loader: Loader | None = None, repository: Path | None = None
+    ) -> None:
+        """``repository``: see ``load_manifests`` (for the default ``loader``)."""
         self.root = root.absolute()
-        self._loader = loader
+        self._loader = loader or partial(_default_loader, repository=repository)
         self._files: dict[Path, Entry] = {}
         self.reads = 0  # how many files were (re)loaded in total
 

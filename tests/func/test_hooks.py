@@ -233,3 +233,24 @@ def test_pre_push_blocks_invalid_commits_and_lets_pending_changes_through(
 
     assert main(["hooks", "uninstall", "--pre-push"]) == 0
     assert not (remote.clone / ".git" / "hooks" / "pre-push").exists()
+
+
+def test_timeline_files_beside_the_manifests_directory_pass_both_hooks(
+    remote: Remote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hooks' trees have no .git: the commit's whole tree is the repository there, as it
+    is in the clone, so a timelineFile in ../timelines/ is accepted on both sides."""
+    monkeypatch.chdir(remote.clone)
+    assert main(["hooks", "install", "--pre-push", "--bare", str(remote.bare)]) == 0
+    add_examples(remote, "recaps/weekly-recap.yaml")
+    recap = remote.clone / "manifests" / "weekly-recap.yaml"
+    edit(recap, "timelineFile: weekly-recap.timeline.json", "timelineFile: ../t/recap.json")
+    (remote.clone / "t").mkdir()
+    shutil.copy(EXAMPLES / "recaps" / "weekly-recap.timeline.json", remote.clone / "t/recap.json")
+    assert main(["validate"]) == 0  # the clone: its .git marks the top
+    remote.commit("a timeline beside the manifests")
+    proc = remote.push()
+    assert "points outside" not in proc.stdout + proc.stderr
+    assert "1 to create" in proc.stdout + proc.stderr  # the pre-push plan
+    assert any("1 created" in line for line in remote_lines(proc)), proc.stderr
+    assert remote.produce_calls() == [remote.project_id("weekly-recap")]

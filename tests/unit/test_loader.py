@@ -220,6 +220,45 @@ def test_timeline_file_is_inlined_and_recorded(repo: Path) -> None:
     assert [str(f) for f in result.files] == ["manifests/json.yaml", "manifests/yaml.yaml"]
 
 
+def test_a_tree_without_git_names_its_repository(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An export of a commit (no .git) bounds timelineFiles by the manifests directory
+    unless told where the repository's top is: by flag, environment or pyproject.toml."""
+    from reconciler.cli.main import main
+
+    tree = tmp_path / "export"
+    text = manifest(timeline="  timelineFile: ../timelines/cut.json\n")
+    write(tree / "manifests" / "promo.yaml", text)
+    write(
+        tree / "timelines" / "cut.json",
+        '{"VideoTracks": [{"VideoTrackClips": [{"MediaId": "m"}]}]}',
+    )
+    monkeypatch.chdir(tree)
+    monkeypatch.delenv("RECONCILER_REPOSITORY", raising=False)
+    assert issues(load()) == [
+        "manifests/promo.yaml:7:17: EditingProject/promo: spec.timelineFile: timelineFile "
+        "'../timelines/cut.json' points outside the repository: keep it inside (no .git above "
+        "the manifests, so the repository is taken to be the manifests directory: pass "
+        "--repository DIR to name its top)"
+    ]
+    result = load_manifests(Path("manifests"), repository=tree)
+    assert issues(result) == [] and result.manifests[0].deps == ("timelines/cut.json",)
+    assert main(["validate"]) == 1
+    assert main(["validate", "--repository", "."]) == 0
+    monkeypatch.setenv("RECONCILER_REPOSITORY", str(tree))
+    assert main(["validate"]) == 0
+    monkeypatch.delenv("RECONCILER_REPOSITORY")
+    write(tree / "pyproject.toml", '[tool.reconciler]\nrepository = "."\n')
+    assert main(["validate"]) == 0
+    # still a boundary: a file above the named top stays out of reach
+    write(tree / "manifests" / "promo.yaml", manifest(timeline="  timelineFile: ../../x.json\n"))
+    write(tmp_path / "x.json", '{"VideoTracks": []}')
+    capsys.readouterr()
+    assert main(["validate"]) == 1
+    assert "points outside the repository: keep it inside\n" in capsys.readouterr().err
+
+
 def test_timeline_file_problems(repo: Path) -> None:
     root = repo / "manifests"
     head = HEAD.format(name="{}")

@@ -22,6 +22,11 @@ manifests something looks into (``CachedManifest.spec``), through the descriptor
 the entries were read (``ColdSection``). A rewrite copies the old section as it is and appends
 the new specs, compacting it once less than half of it is still used.
 
+Scopes. A cache file serves one scope -- working directory, manifests root, repository -- and
+is named after it; the few most recently written stay (``KEEP``). So the clone's own plan and
+the pre-push hook's plan of the commit being pushed (its own tree, the same state directory)
+do not evict each other.
+
 Trust. The cache is keyed on the reconciler version, ``CANONICAL_VERSION``, a fingerprint of
 the loader's and the validators' source files, the working directory (paths are shown
 relative to it), the manifests root and the repository. A different key, a truncated or
@@ -34,6 +39,7 @@ the signatures (inode, nanosecond ctime) of the installed source files.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import os
 import pickle
@@ -61,6 +67,7 @@ from reconciler.errors import ManifestIssue
 
 __all__ = [
     "CACHE_FILE",
+    "KEEP",
     "RACY_NS",
     "CachedManifest",
     "ColdSection",
@@ -68,13 +75,15 @@ __all__ = [
     "Hit",
     "ManifestCache",
     "Reads",
+    "cache_path",
     "gc_paused",
     "hash_key",
     "stat_signature",
     "unpickle_plain",
 ]
 
-CACHE_FILE = "manifests.pickle"
+CACHE_FILE = "manifests-{}.pickle"  # one per scope (see cache_path)
+KEEP = 4  # cache files kept per directory, the most recently written
 FORMAT = 5
 _PACKAGE = Path(__file__).resolve().parent.parent
 _SOURCES = (  # code whose change can change what loading a file yields
@@ -137,7 +146,7 @@ class ManifestCache:
     """
 
     def __init__(self, directory: Path, scope: tuple[str, ...]) -> None:
-        self.path = directory / CACHE_FILE
+        self.path = cache_path(directory, scope)
         self.key = (_fingerprint(), scope)
         self.started_ns = time.time_ns()  # before anything is read: see RACY_NS
         self._old: dict[str, tuple[Any, ...]] = {}
@@ -355,6 +364,34 @@ class ManifestCache:
             fh.writelines(pieces)
 
         write_cache_file(self.path, self.key, (entries, size), cold)
+        _prune(directory, keep=self.path)
+
+
+def cache_path(directory: Path, scope: tuple[str, ...]) -> Path:
+    """The cache file of one scope: the clone's own plan and the pre-push hook's plan of the
+    commit being pushed (another tree, the same state directory) each keep theirs warm."""
+    tag = hashlib.blake2b(repr(scope).encode(), digest_size=8).hexdigest()
+    return directory / CACHE_FILE.format(tag)
+
+
+def _prune(directory: Path, keep: Path) -> None:
+    """Only the ``KEEP`` most recently written cache files stay (and not the single file of
+    earlier versions, ``manifests.pickle``)."""
+    found: list[tuple[int, str]] = []
+    with contextlib.suppress(OSError), os.scandir(directory) as it:
+        for entry in it:
+            name = entry.name
+            if name == "manifests.pickle":
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+            elif name.startswith("manifests-") and name.endswith(".pickle"):
+                with contextlib.suppress(OSError):
+                    found.append((entry.stat().st_mtime_ns, name))
+    found.sort(reverse=True)
+    for _, name in found[KEEP:]:
+        if name != keep.name:
+            with contextlib.suppress(OSError):
+                os.unlink(directory / name)
 
 
 def _pack(

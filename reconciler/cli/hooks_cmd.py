@@ -1,10 +1,10 @@
 """`reconciler hooks`: install/uninstall the git push triggers, and run them (`hooks run`).
 
 ``--bare REPO`` installs a post-receive hook that applies each push to the branch from a
-clean export of the pushed commit (work directory and state inside the bare repository by
+checkout of the pushed commit (work directory and state inside the bare repository by
 default). ``--pre-push`` installs a pre-push hook in the current clone that validates and
-plans the commits being pushed: invalid manifests block the push, pending changes do not.
-"""
+plans the commits being pushed, each checked out in a tree of the hook's own inside the
+clone's git directory: invalid manifests block the push, pending changes do not."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import argparse
 import contextlib
 import os
 import sys
-import tempfile
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
@@ -244,11 +243,23 @@ def _apply_push(args: argparse.Namespace, text: str) -> int:
 
 
 def pre_push(args: argparse.Namespace, text: str) -> int:
-    """Validate and plan each pushed commit (not the working tree); 1 blocks the push."""
+    """Validate and plan each pushed commit (not the working tree); 1 blocks the push.
+
+    Each commit is checked out into a tree of the hook's own inside the clone's git
+    directory, updated in place (``gitutil.replace_work_tree``), so that the plan cache knows
+    every file the push did not change: a push of one edit to a large catalogue costs a
+    ``stat`` per unchanged file, not an export and a cold parse of the whole catalogue."""
     clone = gitutil.toplevel(Path.cwd())
     git_dir = Path(gitutil.git_text(["rev-parse", "--absolute-git-dir"], cwd=clone))
     state: Path = args.state or resolve_settings({}, os.environ, clone).state
     state = state if state.is_absolute() else clone / state
+    ours = git_dir / "reconciler"
+    if not state.is_dir():
+        # No state in this clone (the server keeps it): the plan is against an empty state
+        # either way, and one of the hook's own gives its plan cache a home.
+        state = ours / "state"
+        state.mkdir(parents=True, exist_ok=True)
+    tree = ours / "pre-push"
     seen: set[str] = set()
     blocked = False
     for update in gitutil.parse_pre_push(text):
@@ -257,9 +268,8 @@ def pre_push(args: argparse.Namespace, text: str) -> int:
         seen.add(update.new)
         print(f"reconciler pre-push: {update.ref} -> {update.remote_ref} ({update.new[:12]})")
         _flush()
-        with tempfile.TemporaryDirectory(prefix="reconciler-pre-push-") as tmp:
-            tree = Path(tmp) / "tree"
-            gitutil.export_commit(git_dir, update.new, tree)
+        with state_lock(ours, timeout=HOOK_LOCK_TIMEOUT):  # two pushes from this clone at once
+            gitutil.replace_work_tree(git_dir, update.new, tree)
             manifests = resolve_settings({"manifests": args.manifests}, os.environ, tree).manifests
             if not (manifests if manifests.is_absolute() else tree / manifests).is_dir():
                 print(
@@ -272,8 +282,8 @@ def pre_push(args: argparse.Namespace, text: str) -> int:
                 argv += ["--manifests", args.manifests]
             with _cwd(tree):
                 code = main(argv)
-            _flush()
-            blocked = blocked or code != EXIT_OK
+        _flush()
+        blocked = blocked or code != EXIT_OK
     if blocked:
         print(
             "reconciler pre-push: push blocked: the commit being pushed has invalid "

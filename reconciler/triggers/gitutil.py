@@ -1,12 +1,10 @@
-"""Thin git plumbing for the hooks: run git, parse hook input, export a commit to a directory."""
+"""Thin git plumbing for the hooks: run git, parse hook input, check a commit out into a tree."""
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import subprocess
-import tarfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,18 +117,6 @@ def parse_pre_push(text: str) -> list[RefUpdate]:
     return updates
 
 
-def export_commit(git_dir: Path, sha: str, dest: Path) -> None:
-    """Write the tree of ``sha`` into ``dest`` (created fresh), like a clean checkout.
-
-    ``git archive`` leaves the repository untouched (no HEAD, no index), which matters in a
-    bare repository whose HEAD decides what clones get.
-    """
-    data = git(["--git-dir", str(git_dir), "archive", "--format=tar", sha])
-    dest.mkdir(parents=True, exist_ok=False)
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
-        tar.extractall(dest, filter="data")
-
-
 def replace_work_tree(git_dir: Path, sha: str, work: Path) -> None:
     """Make ``work`` hold exactly the tree of ``sha``, rewriting only the files that differ.
 
@@ -140,7 +126,7 @@ def replace_work_tree(git_dir: Path, sha: str, work: Path) -> None:
     the commit did not change keep their inode and ctime, so the plan cache knows them by a
     ``stat``: a push of one changed file among 10,000 rewrites one file, not 10,000. Without
     that index (the first push, or it was lost) ``work`` is emptied first. A symbolic link
-    that leads outside ``work`` is refused, as ``export_commit``'s extraction refuses it.
+    that leads outside ``work`` is refused.
     """
     index = work.with_name(f".{work.name}.index")
     if not index.is_file():

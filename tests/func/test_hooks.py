@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -254,3 +255,57 @@ def test_timeline_files_beside_the_manifests_directory_pass_both_hooks(
     assert "1 to create" in proc.stdout + proc.stderr  # the pre-push plan
     assert any("1 created" in line for line in remote_lines(proc)), proc.stderr
     assert remote.produce_calls() == [remote.project_id("weekly-recap")]
+
+
+def test_pre_push_parses_only_what_the_push_changed(
+    remote: Remote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hook checks each pushed commit out into its own tree, updated in place, with its
+    own plan cache: a push parses the files it changed, and the clone's plan stays warm."""
+    from reconciler.adapters import loader
+    from reconciler.cli.hooks_cmd import pre_push
+
+    parsed: list[str] = []
+    real = loader._file
+
+    def counting(path: str, ctx: object) -> object:
+        parsed.append(os.path.basename(path))
+        return real(path, ctx)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(loader, "_file", counting)
+    monkeypatch.chdir(remote.clone)
+
+    def push_check() -> list[str]:
+        sha = remote.git("rev-parse", "HEAD").stdout.strip()
+        parsed.clear()
+        text = f"refs/heads/main {sha} refs/heads/main {'0' * 40}\n"
+        assert pre_push(argparse.Namespace(state=None, manifests=None), text) == 0
+        return sorted(parsed)
+
+    def plan_here() -> list[str]:
+        parsed.clear()
+        assert main(["plan"]) == 0
+        return sorted(parsed)
+
+    add_examples(remote, "brand-sting.yaml", "campaigns/spring-promo.yaml", "tutorials/series.yaml")
+    remote.commit("three files")
+    everything = ["brand-sting.yaml", "series.yaml", "spring-promo.yaml"]
+    assert push_check() == everything
+    tree = remote.clone / ".git" / "reconciler" / "pre-push"
+    assert sorted(p.name for p in (tree / "manifests").iterdir()) == everything
+    assert remote.git("status", "--porcelain").stdout == ""  # nothing left in the clone
+    assert plan_here() == everything  # no state here: a plan writes no cache
+
+    assert push_check() == []  # the same commit again: all cached
+    assert not (remote.clone / "state").exists()  # the cache is kept in .git/reconciler
+    (remote.clone / "state").mkdir()  # a clone that keeps the state (CI commits it back)
+    assert plan_here() == everything
+    assert push_check() == everything  # the clone's state directory: a cache of the hook's own
+    assert plan_here() == []
+    edit(remote.clone / "manifests" / "spring-promo.yaml", "Out: 12", "Out: 13")
+    (remote.clone / "manifests" / "brand-sting.yaml").unlink()
+    remote.commit("one edit, one removal")
+    assert push_check() == ["spring-promo.yaml"]
+    assert not (tree / "manifests" / "brand-sting.yaml").exists()
+    assert plan_here() == ["spring-promo.yaml"]  # the hook did not evict the clone's cache
+    assert plan_here() == []

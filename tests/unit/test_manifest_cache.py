@@ -6,6 +6,8 @@ import copy
 import gc
 import os
 import pickle
+import shutil
+import time
 import weakref
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +17,7 @@ import pytest
 
 from reconciler.adapters import cachefile, loader, manifest_cache, state_cache
 from reconciler.adapters.loader import LoadResult, load_manifests
-from reconciler.adapters.manifest_cache import CACHE_FILE
+from reconciler.adapters.manifest_cache import KEEP
 from reconciler.core.canonical import CANONICAL_VERSION, applied_spec, spec_hashes
 from reconciler.core.planner import PlanOptions, plan
 from reconciler.core.state import State
@@ -98,13 +100,48 @@ def test_cached_load_equals_fresh_load_and_parses_nothing(
     fresh = load_manifests(catalogue)
     parses.clear()
     first = cached(catalogue)
-    assert (catalogue.parent / "state" / "cache" / CACHE_FILE).is_file()
+    assert cache_file(catalogue).is_file()
     parses.clear()
     second = cached(catalogue)
     assert parses == []
     same(first, fresh)
     same(second, fresh)
     assert all(type(m).__name__ == "CachedManifest" for m in second.manifests)
+
+
+def test_two_trees_sharing_a_state_directory_keep_their_caches(
+    catalogue: Path, parses: list[str]
+) -> None:
+    """The clone's own plan and the pre-push hook's plan of another tree (same state
+    directory) used to evict each other's single cache file: each has its own now, and only
+    the ``KEEP`` most recently written stay."""
+    cache = catalogue.parent / "state" / "cache"
+    other = catalogue.parent / "other" / "manifests"
+    shutil.copytree(catalogue, other)
+
+    def load(root: Path) -> LoadResult:
+        return load_manifests(root, cache_dir=cache)
+
+    load(catalogue), load(other)
+    parses.clear()
+    warm = load(catalogue), load(other)
+    assert parses == []
+    same(warm[0], load_manifests(catalogue))
+    same(warm[1], load_manifests(other))
+    (cache / "manifests.pickle").write_bytes(b"the single file of earlier versions")
+    extra = []
+    for i in range(KEEP):
+        extra.append(catalogue.parent / f"x{i}" / "manifests")
+        shutil.copytree(catalogue, extra[-1])
+        time.sleep(0.01)  # distinct mtimes
+        load(extra[-1])
+    assert len(list(cache.glob("manifests*.pickle"))) == KEEP
+    assert not (cache / "manifests.pickle").exists()
+    parses.clear()
+    load(extra[-1])  # the newest is kept
+    assert parses == []
+    load(catalogue)  # the oldest was dropped
+    assert "a.yaml" in parses
 
 
 def test_cached_plan_equals_uncached_plan(catalogue: Path) -> None:
@@ -259,8 +296,14 @@ def test_each_push_to_the_hook_parses_only_what_the_push_changed(
     assert next(m for m in result.manifests if m.name == "b").spec["title"] == "B2"
 
 
+def cache_file(catalogue: Path) -> Path:
+    """The cache file of ``catalogue`` (its scope's: the only one in these tests)."""
+    (path,) = (catalogue.parent / "state" / "cache").glob("manifests-*.pickle")
+    return path
+
+
 def read_entries(catalogue: Path) -> dict[str, Any]:
-    with open(catalogue.parent / "state" / "cache" / CACHE_FILE, "rb") as fh:
+    with open(cache_file(catalogue), "rb") as fh:
         pickle.load(fh)
         entries: dict[str, Any]
         entries, _ = pickle.load(fh)  # then the cold section: the specs
@@ -293,7 +336,7 @@ def test_a_damaged_cache_is_ignored_and_rebuilt(
     catalogue: Path, parses: list[str], damage: Callable[[bytes], bytes]
 ) -> None:
     cached(catalogue)
-    path = catalogue.parent / "state" / "cache" / CACHE_FILE
+    path = cache_file(catalogue)
     path.write_bytes(damage(path.read_bytes()))
     parses.clear()
     result = cached(catalogue)
@@ -360,7 +403,7 @@ def test_specs_are_read_from_the_cache_file_that_was_loaded(catalogue: Path) -> 
     warm = cached(catalogue).manifests  # specs not decoded yet: they stay in the file
     (catalogue / "a.yaml").write_text(doc("a", "Other"))
     cached(catalogue)  # another run replaces the cache file meanwhile
-    (catalogue.parent / "state" / "cache" / CACHE_FILE).unlink()
+    (cache_file(catalogue)).unlink()
     fresh = {m.name: m for m in load_manifests(catalogue).manifests}
     for m in warm:
         if m.name != "a":
@@ -370,7 +413,7 @@ def test_specs_are_read_from_the_cache_file_that_was_loaded(catalogue: Path) -> 
 
 def test_the_cold_section_is_compacted(catalogue: Path, parses: list[str]) -> None:
     cached(catalogue)
-    path = catalogue.parent / "state" / "cache" / CACHE_FILE
+    path = cache_file(catalogue)
     sizes = []
     for i in range(12):  # every edit leaves the old spec behind, until it is compacted
         (catalogue / "sub" / "pair.yaml").write_text(doc("b", f"B{i}") + "---\n" + doc("c"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import sys
 import traceback
 from collections.abc import Iterator
@@ -159,10 +160,21 @@ def run_uninstall(args: argparse.Namespace) -> int:
         print(uninstall_hook(gitutil.hooks_dir(_bare_repo(args.bare)), "post-receive"))
     if args.pre_push:
         print(uninstall_hook(_clone_hooks(), "pre-push"))
+        ours = _pre_push_dir(gitutil.toplevel(Path.cwd()))
+        if ours.is_dir():  # the hook's tree, its index, its plan cache: all of it ours
+            shutil.rmtree(ours)
+            print(f"{ours}: removed")
     return EXIT_OK
 
 
 # --------------------------------------------------------------------------- running
+
+
+def _pre_push_dir(clone: Path) -> Path:
+    """Where the pre-push hook keeps its tree (and, without a state in the clone, its plan
+    cache): ``reconciler`` in the clone's git directory."""
+    git_dir = Path(gitutil.git_text(["rev-parse", "--absolute-git-dir"], cwd=clone))
+    return git_dir / "reconciler"
 
 
 @contextlib.contextmanager
@@ -250,10 +262,10 @@ def pre_push(args: argparse.Namespace, text: str) -> int:
     every file the push did not change: a push of one edit to a large catalogue costs a
     ``stat`` per unchanged file, not an export and a cold parse of the whole catalogue."""
     clone = gitutil.toplevel(Path.cwd())
-    git_dir = Path(gitutil.git_text(["rev-parse", "--absolute-git-dir"], cwd=clone))
+    ours = _pre_push_dir(clone)
+    git_dir = ours.parent
     state: Path = args.state or resolve_settings({}, os.environ, clone).state
     state = state if state.is_absolute() else clone / state
-    ours = git_dir / "reconciler"
     if not state.is_dir():
         # No state in this clone (the server keeps it): the plan is against an empty state
         # either way, and one of the hook's own gives its plan cache a home.

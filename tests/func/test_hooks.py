@@ -309,3 +309,5 @@ def test_pre_push_parses_only_what_the_push_changed(
     assert not (tree / "manifests" / "brand-sting.yaml").exists()
     assert plan_here() == ["spring-promo.yaml"]  # the hook did not evict the clone's cache
     assert plan_here() == []
+    assert main(["hooks", "uninstall", "--pre-push"]) == 0
+    assert not tree.parent.exists()  # its tree and cache leave with it

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from reconciler.adapters.discover import MAX_FILE_BYTES, START, Context, discover, read_source
 from reconciler.adapters.timeline_file import load_timeline, report_all
-from reconciler.errors import ManifestIssue
+from reconciler.errors import ConfigError, ManifestIssue
 
 if TYPE_CHECKING:
     from yaml.nodes import Node
@@ -281,6 +281,11 @@ def load_manifests(
     otherwise it is not run at all. ``repository``: the directory every ``timelineFile`` must
     stay inside (default: the git work tree holding ``root``, else ``root`` itself).
     """
+    if repository is not None and not os.path.isdir(repository):
+        raise ConfigError(
+            f"repository {repository} is not a directory",
+            hint="pass --repository (or RECONCILER_REPOSITORY) the top of your repository",
+        )
     ctx = Context(os.fspath(root), os.fspath(repository) if repository else None)
     files = discover(os.fspath(root), paths, ctx)
     cache = None

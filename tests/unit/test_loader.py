@@ -246,6 +246,9 @@ def test_a_tree_without_git_names_its_repository(
     assert issues(result) == [] and result.manifests[0].deps == ("timelines/cut.json",)
     assert main(["validate"]) == 1
     assert main(["validate", "--repository", "."]) == 0
+    capsys.readouterr()
+    assert main(["validate", "--repository", "nowhere"]) == 1
+    assert "repository nowhere is not a directory" in capsys.readouterr().err
     monkeypatch.setenv("RECONCILER_REPOSITORY", str(tree))
     assert main(["validate"]) == 0
     monkeypatch.delenv("RECONCILER_REPOSITORY")

@@ -9,8 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from reconciler.adapters.state import StateStore, read_holder, state_lock
+from reconciler.adapters.state import StateStore, read_holder, state_lock, state_text
 from reconciler.errors import LockHeldError, StateCorruptError, StateError
 
 
@@ -46,6 +48,51 @@ def test_snapshot_folds_journal_and_keeps_backup(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "state.json.bak").read_text()) == first
     assert set(StateStore(tmp_path).load().projects) == {"a", "b"}
     assert (tmp_path / ".gitignore").read_text().splitlines()[1] == ".lock"
+
+
+def test_a_render_changes_a_few_lines_of_its_project_only(tmp_path: Path) -> None:
+    """state.json is committed: mappings are indented down to each project's fields, and
+    each field's value is one line, so a render's diff names what changed."""
+    store = StateStore(tmp_path)
+    store.load()
+    spec = {"timeline": {"VideoTracks": [{"VideoTrackClips": [{"MediaId": "m", "Out": 5}]}]}}
+    for name in ("a", "b"):
+        store.record(ev(name))
+        store.record(ev(name, "rendered", media_id="m1", spec=spec, hashes={"render": "r"}))
+    store.snapshot()
+    before = (tmp_path / "state.json").read_text().splitlines()
+    assert before[:3] == ["{", ' "format_version": 1,', ' "serial": 1,']
+    assert ' "projects": {' in before and '  "a": {' in before
+    assert (
+        '   "spec": {"timeline": {"VideoTracks": [{"VideoTrackClips": [{"MediaId": "m", '
+        '"Out": 5}]}]}},' in before
+    )
+    changed = {"timeline": {"VideoTracks": [{"VideoTrackClips": [{"MediaId": "m", "Out": 6}]}]}}
+    store.record(ev("b", "rendered", media_id="m2", spec=changed, hashes={"render": "s"}))
+    store.snapshot()
+    after = (tmp_path / "state.json").read_text().splitlines()
+    diff = [(x, y) for x, y in zip(before, after, strict=True) if x != y]
+    at_b = after.index('  "b": {')
+    assert diff[0] == (' "serial": 1,', ' "serial": 2,')
+    assert all(after.index(y) > at_b for _, y in diff[1:])  # only b's lines, after its name
+    assert any(y.startswith('   "spec": ') and '"Out": 6' in y for _, y in diff)
+
+
+json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text()
+json_docs = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(), json_docs, max_size=4))
+def test_state_text_is_the_json_of_the_indented_dump(doc: dict[str, object]) -> None:
+    text = state_text(doc)
+    assert json.dumps(json.loads(text)) == json.dumps(doc)  # NaN included, key order kept
+    if not any(isinstance(v, dict) and v for v in doc.values()):
+        assert text.count("\n") == (len(doc) + 1 if doc else 0)
 
 
 def test_stale_journal_lines_are_not_applied_twice(tmp_path: Path) -> None:

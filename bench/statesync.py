@@ -1,9 +1,10 @@
 """Write a state directory that is in sync with a catalogue, without calling any API.
 
-For the plan benchmarks only: the state is what ``apply`` would have left after creating and
-rendering every project (the same ``created`` + ``rendered`` events folded by the real state
-code and written by the real ``StateStore``), with made-up project and media IDs. A plan
-against it is a plan of the whole catalogue that finds nothing to do.
+For the plan benchmarks (and (h), with ``seed_emulator``): the state is what ``apply`` would
+have left after creating and rendering every project (the same ``created`` + ``rendered``
+events folded by the real state code and written by the real ``StateStore``), with made-up
+project and media IDs. A plan against it is a plan of the whole catalogue that finds nothing
+to do.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from reconciler.adapters.emulator import Emulator
 from reconciler.adapters.loader import load_manifests
 from reconciler.adapters.state import StateStore
 from reconciler.core.planner import plan
@@ -52,3 +54,17 @@ def sync_state(manifests: Path, state_dir: Path) -> int:
     store.pending_events = len(state.projects)
     store.snapshot()
     return len(state.projects)
+
+
+def seed_emulator(state_dir: Path) -> int:
+    """Make the projects ``state_dir`` names exist in its embedded emulator (``--endpoint
+    emulator``), with the state's made-up IDs, so that an apply against it really renders;
+    the count created (0 when they are there already)."""
+    state = StateStore(state_dir).load()
+    emulator = Emulator.embedded(state_dir)
+    try:
+        return emulator.import_projects(
+            {e["project_id"]: e["spec"].get("title") or name for name, e in state.projects.items()}
+        )
+    finally:
+        emulator.close()

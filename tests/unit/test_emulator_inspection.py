@@ -82,6 +82,20 @@ def test_set_timeline_edits_a_project_outside_the_api() -> None:
         assert emu.counts().of("UpdateEditingProject") == 0
 
 
+def test_imported_projects_answer_like_ones_made_through_the_api() -> None:
+    clock = FakeClock()
+    with Emulator(clock=clock) as emu:
+        assert emu.import_projects({"p1": "One", "p2": "Two"}) == 2
+        assert emu.import_projects({"p1": "Renamed", "p3": "Three"}) == 1  # p1 is left alone
+        client = in_process_client(emu, clock=clock)
+        doc = client.call("GetEditingProject", ProjectId="p1")["Project"]
+        assert doc["Title"] == "One" and doc["Status"] == "Normal"  # type: ignore[index]
+        answer = client.call("ProduceEditingProjectVideo", ProjectId="p2", Timeline=TIMELINE)
+        assert answer["ProjectId"] == "p2" and answer["MediaId"]
+        assert sorted(p.project_id for p in emu.projects()) == ["p1", "p2", "p3"]
+        assert emu.counts().of("AddEditingProject") == 0  # not calls: nothing is logged
+
+
 def test_embedded_emulator_persists_projects_and_the_demo_key(tmp_path: Path) -> None:
     clock = FakeClock()
     with Emulator.embedded(tmp_path, EmulatorConfig(produce_delay=5), clock=clock) as first:

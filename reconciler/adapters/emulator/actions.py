@@ -61,7 +61,7 @@ class Actions:
         if not p.get("Title"):
             raise missing("Title")
         timeline = parse_timeline(p["Timeline"]) if p.get("Timeline") else None
-        project = self._new_project(
+        project = self.new_project(
             p["Title"],
             p.get("Description") or None,
             p.get("CoverURL") or None,
@@ -137,7 +137,7 @@ class Actions:
             assert given is not None
             self._reject(given)
             timeline = given
-            project = self._new_project(
+            project = self.new_project(
                 p.get("Title") or "",
                 p.get("Description") or None,
                 p.get("CoverURL") or None,
@@ -188,7 +188,7 @@ class Actions:
             raise project_not_found()
         return project
 
-    def _new_project(
+    def new_project(
         self,
         title: str,
         description: str | None,

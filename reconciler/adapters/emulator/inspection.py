@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from reconciler.adapters.emulator.apierrors import JSON_CONTENT_TYPE, ApiFault, project_not_found
@@ -29,6 +29,7 @@ from reconciler.adapters.emulator.models import CallRecord, EventRecord, Job, Pr
 from reconciler.adapters.emulator.store import Store
 
 if TYPE_CHECKING:
+    from reconciler.adapters.emulator.actions import Actions
     from reconciler.adapters.emulator.media import MediaLibrary
     from reconciler.adapters.emulator.service import EmulatorResponse
 
@@ -54,6 +55,7 @@ class InspectionMixin:
     _lock: threading.RLock
     _store: Store
     _media: MediaLibrary
+    _actions: Actions
     _clock: Callable[[], float]
 
     def settle(self) -> int:  # provided by Emulator; declared for the methods below
@@ -111,6 +113,19 @@ class InspectionMixin:
             project.timeline = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
             project.modified_time = int(self._clock())
             self._store.save_project(project)
+
+    def import_projects(self, titles: dict[str, str]) -> int:
+        """Create projects out of band, with these IDs and titles and no Timeline yet, as if
+        made earlier (a benchmark's state names them without having called anyone); IDs
+        already here are left alone. No call is logged. Returns how many were created."""
+        created = 0
+        with self._lock, self._store.transaction():
+            for project_id, title in titles.items():
+                if self._store.get_project(project_id) is None:
+                    project = self._actions.new_project(title, None, None, None, None)
+                    self._store.insert_project(replace(project, project_id=project_id))
+                    created += 1
+        return created
 
     # ------------------------------------------------------------------ HTTP
     def inspect(

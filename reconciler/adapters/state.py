@@ -58,6 +58,25 @@ def atomic_write(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
+def _keep_as_backup(path: Path, backup: Path) -> None:
+    """Make ``backup`` hold what ``path`` holds now: a hard link where the file system has
+    them (a snapshot is only ever replaced by a rename, never written in place, so the link
+    keeps these bytes; 20 MB at 10,000 projects are not copied and fsynced again), else a
+    copy."""
+    tmp = backup.with_name(f".{backup.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    try:
+        os.link(path, tmp)
+    except OSError:
+        atomic_write(backup, path.read_bytes())
+        return
+    try:
+        os.replace(tmp, backup)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    _fsync_dir(backup.parent)
+
+
 # json's C encoder (json.dumps with an indent runs the pure-Python one: 1.2 s and ~150 MB of
 # string pieces for a 10,000-project state, on every apply that changed something)
 _ONE_LINE = json.JSONEncoder(ensure_ascii=False)
@@ -272,7 +291,7 @@ class StateStore:
             self._ensure_dir()
             path = self.dir / STATE_FILE
             if path.exists():
-                atomic_write(self.dir / BACKUP_FILE, path.read_bytes())
+                _keep_as_backup(path, self.dir / BACKUP_FILE)
             self.state.serial += 1
             atomic_write(path, (state_text(self.state.to_json()) + "\n").encode())
             if self._journal is not None:

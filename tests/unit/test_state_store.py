@@ -47,6 +47,13 @@ def test_snapshot_folds_journal_and_keeps_backup(tmp_path: Path) -> None:
     store.snapshot()
     assert json.loads((tmp_path / "state.json.bak").read_text()) == first
     assert set(StateStore(tmp_path).load().projects) == {"a", "b"}
+    second = (tmp_path / "state.json").read_bytes()
+    store.record(ev("c"))
+    store.snapshot()  # the backup is a link to the old snapshot: replacing it keeps its bytes
+    assert (tmp_path / "state.json.bak").read_bytes() == second
+    assert (tmp_path / "state.json").read_bytes() != second
+    assert (tmp_path / "state.json").stat().st_nlink == 1
+    assert not list(tmp_path.glob(".*.tmp"))
     assert (tmp_path / ".gitignore").read_text().splitlines()[1] == ".lock"
 
 
@@ -93,6 +100,24 @@ def test_state_text_is_the_json_of_the_indented_dump(doc: dict[str, object]) -> 
     assert json.dumps(json.loads(text)) == json.dumps(doc)  # NaN included, key order kept
     if not any(isinstance(v, dict) and v for v in doc.values()):
         assert text.count("\n") == (len(doc) + 1 if doc else 0)
+
+
+def test_the_backup_is_copied_where_hard_links_fail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_links(src: object, dst: object) -> None:
+        raise PermissionError("no hard links here")
+
+    store = StateStore(tmp_path)
+    store.load()
+    store.record(ev("a"))
+    store.snapshot()
+    first = (tmp_path / "state.json").read_bytes()
+    monkeypatch.setattr(os, "link", no_links)
+    store.record(ev("b"))
+    store.snapshot()
+    assert (tmp_path / "state.json.bak").read_bytes() == first
+    assert (tmp_path / "state.json.bak").stat().st_ino != (tmp_path / "state.json").stat().st_ino
 
 
 def test_stale_journal_lines_are_not_applied_twice(tmp_path: Path) -> None:

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 PER_WORKER = 250  # files: fewer per process than this are not worth a fork
 
-__all__ = ["MAX_FILE_BYTES", "LoadResult", "Manifest", "load_manifests"]
+__all__ = ["MAX_FILE_BYTES", "LoadResult", "Manifest", "load_each", "load_manifests"]
 
 
 @dataclass
@@ -236,9 +236,9 @@ def _load_files(
     ctx: Context,
     cache: ManifestCache | None,
     alongside: Callable[[], None] | None = None,
-) -> list[tuple[str, list[Any], list[ManifestIssue]]]:
-    """(path, documents, issues) of every file; through the cache an unchanged file is not
-    parsed again."""
+) -> list[tuple[str, list[Any], list[ManifestIssue], tuple[str, ...]]]:
+    """(path, documents, issues, timeline files) of every file; through the cache an
+    unchanged file is not parsed again."""
     loaded: list[Any] = []
     misses: list[int] = []
     get = cache.get if cache is not None else None
@@ -251,7 +251,7 @@ def _load_files(
             docs, found, timelines = hit
             if timelines:
                 ctx.timelines.update(timelines)
-            loaded.append((path, docs, found))
+            loaded.append((path, docs, found, timelines))
     if misses:
         parsed = _parse_all([loaded[i] for i in misses], ctx, cache, alongside)
         for i, result in zip(misses, parsed, strict=True):
@@ -260,7 +260,7 @@ def _load_files(
                 ctx.timelines.update(result.timelines)
             if cache is not None:
                 cache.adopt(key, result.entry)
-            loaded[i] = (path, result.docs, result.issues)
+            loaded[i] = (path, result.docs, result.issues, result.timelines)
     return loaded
 
 
@@ -281,19 +281,9 @@ def load_manifests(
     otherwise it is not run at all. ``repository``: the directory every ``timelineFile`` must
     stay inside (default: the git work tree holding ``root``, else ``root`` itself).
     """
-    if repository is not None and not os.path.isdir(repository):
-        raise ConfigError(
-            f"repository {repository} is not a directory",
-            hint="pass --repository (or RECONCILER_REPOSITORY) the top of your repository",
-        )
-    ctx = Context(os.fspath(root), os.fspath(repository) if repository else None)
+    ctx = _context(root, repository)
     files = discover(os.fspath(root), paths, ctx)
-    cache = None
-    if cache_dir is not None:
-        from reconciler.adapters.manifest_cache import ManifestCache
-
-        scope = (ctx.prefix, ctx.repo, os.path.abspath(root))
-        cache = ManifestCache(cache_dir, scope)
+    cache = _plan_cache(cache_dir, ctx, root)
     if cache is None:
         loaded = _load_files(files, ctx, None, alongside)
     else:
@@ -314,3 +304,63 @@ def load_manifests(
     if cache is not None and not ctx.issues:  # a rejected catalogue leaves state/ untouched
         cache.save()
     return LoadResult(manifests, sorted(ctx.issues), [f[0] for f in loaded])
+
+
+def load_each(
+    root: Path,
+    paths: Sequence[Path],
+    *,
+    cache_dir: Path | None = None,
+    repository: Path | None = None,
+) -> list[LoadResult]:
+    """``[load_manifests(root, [p], repository=repository) for p in paths]``, in one pass:
+    one context, the plan cache (``cache_dir``) for the files it knows unchanged, and the
+    others parsed on every core when there are enough of them -- what ``watch`` loads when it
+    starts. Each result is that file's own load (tested against ``load_manifests``). The
+    cache is saved even when some file is invalid: the watch applies the valid ones."""
+    ctx = _context(root, repository)
+    found: list[tuple[list[tuple[str, str]], list[ManifestIssue]]] = []
+    for path in paths:
+        files = discover(os.fspath(root), [path], ctx)
+        found.append((files, ctx.issues))
+        ctx.issues = []
+    cache = _plan_cache(cache_dir, ctx, root)
+    files = [f for fs, _ in found for f in fs]
+    if cache is None:
+        loaded = iter(_load_files(files, ctx, None))
+    else:
+        with cache.bulk():
+            loaded = iter(_load_files(files, ctx, cache))
+        cache.save()
+    results: list[LoadResult] = []
+    for path, (fs, issues) in zip(paths, found, strict=True):
+        if len(fs) > 1:  # a directory: loaded here too, but merged as its own load merges it
+            for _ in fs:
+                next(loaded)
+            results.append(load_manifests(root, [path], repository=repository))
+            continue
+        f = next(loaded) if fs else None
+        if f is None or (f[3] and os.path.realpath(f[0]) in f[3]):  # none, or its own timeline
+            results.append(LoadResult([], sorted(issues), []))
+            continue
+        ctx.issues = [*issues, *f[2]]
+        manifests = _collisions(list(f[1]), ctx)
+        results.append(LoadResult(manifests, sorted(ctx.issues), [f[0]]))
+    return results
+
+
+def _context(root: Path, repository: Path | None) -> Context:
+    if repository is not None and not os.path.isdir(repository):
+        raise ConfigError(
+            f"repository {repository} is not a directory",
+            hint="pass --repository (or RECONCILER_REPOSITORY) the top of your repository",
+        )
+    return Context(os.fspath(root), os.fspath(repository) if repository else None)
+
+
+def _plan_cache(cache_dir: Path | None, ctx: Context, root: Path) -> ManifestCache | None:
+    if cache_dir is None:
+        return None
+    from reconciler.adapters.manifest_cache import ManifestCache
+
+    return ManifestCache(cache_dir, (ctx.prefix, ctx.repo, os.path.abspath(root)))

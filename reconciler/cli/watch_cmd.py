@@ -134,7 +134,11 @@ class WatchSession:
     def __init__(self, settings: Settings, options: PlanOptions) -> None:
         self.settings = settings
         self.options = options
-        self.cache = ManifestCache(settings.manifests, repository=settings.repository)
+        self.cache = ManifestCache(
+            settings.manifests,
+            repository=settings.repository,
+            cache_dir=settings.state / "cache",  # the plan's: a restart parses what changed
+        )
         self.holder = common.ClientHolder(settings)
         self.observer: FileObserver | None = None
 

@@ -1,7 +1,8 @@
 """Per-file cache of manifest load results, so a watch re-reads only the files that changed.
 
-Each manifest file is loaded on its own (``load_manifests(root, paths=[file])``) and cached
-with its stat signature and the timeline files it read. A refresh re-reads a file when an
+Each manifest file is loaded on its own (``load_manifests(root, paths=[file])``; several at
+once, as the first refresh loads them, in one pass through the plan cache: ``load_each``) and
+cached with its stat signature and the timeline files it read. A refresh re-reads a file when an
 event named it, its signature changed, or one of its timeline files changed; it drops files
 that are gone. Names used in two files are re-checked by loading just the files involved
 together, so the loader words the error as it always does.
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from reconciler.adapters.loader import LoadResult, Manifest, load_manifests
+from reconciler.adapters.loader import LoadResult, Manifest, load_each, load_manifests
 from reconciler.errors import ManifestIssue
 
 _SUFFIXES = (".yaml", ".yml")
@@ -98,24 +99,43 @@ class ManifestCache:
     """Holds the last load of every manifest file under ``root``."""
 
     def __init__(
-        self, root: Path, *, loader: Loader | None = None, repository: Path | None = None
+        self,
+        root: Path,
+        *,
+        loader: Loader | None = None,
+        repository: Path | None = None,
+        cache_dir: Path | None = None,
     ) -> None:
-        """``repository``: see ``load_manifests`` (for the default ``loader``)."""
+        """``repository``: see ``load_manifests``; ``cache_dir``: the plan cache, through
+        which many files at once (the first refresh) are loaded (both for the default
+        ``loader`` only)."""
         self.root = root.absolute()
         self._loader = loader or partial(_default_loader, repository=repository)
+        self._load_each = (
+            None if loader else partial(load_each, cache_dir=cache_dir, repository=repository)
+        )
         self._files: dict[Path, Entry] = {}
         self.reads = 0  # how many files were (re)loaded in total
 
-    def _load(self, path: Path) -> Entry:
-        self.reads += 1
-        sig = signature(path)
-        result = self._loader(self.root, [path])
-        deps = {Path(os.path.abspath(d)): None for m in result.manifests for d in m.deps}
-        for issue in result.issues:  # a broken timeline file is a dependency as well
-            target = Path(os.path.abspath(issue.path))
-            if target != path:
-                deps[target] = None
-        return Entry(sig, result.manifests, result.issues, {d: signature(d) for d in deps})
+    def _load(self, paths: list[Path]) -> None:
+        """(Re)load ``paths``: one by one, or all in one pass (``load_each``) when there are
+        several -- the same results; the signatures are taken first, so that a file written
+        meanwhile is loaded again next time."""
+        sigs = [signature(path) for path in paths]
+        if self._load_each is not None and len(paths) > 1:
+            results = self._load_each(self.root, paths)
+        else:
+            results = [self._loader(self.root, [path]) for path in paths]
+        self.reads += len(paths)
+        for path, sig, result in zip(paths, sigs, results, strict=True):
+            deps = {Path(os.path.abspath(d)): None for m in result.manifests for d in m.deps}
+            for issue in result.issues:  # a broken timeline file is a dependency as well
+                target = Path(os.path.abspath(issue.path))
+                if target != path:
+                    deps[target] = None
+            self._files[path] = Entry(
+                sig, result.manifests, result.issues, {d: signature(d) for d in deps}
+            )
 
     def refresh(self, changed: Iterable[Path] = ()) -> Snapshot:
         """Bring the cache up to date; ``changed`` are paths the observer reported."""
@@ -132,8 +152,8 @@ class ManifestCache:
                 or entry.sig != signature(path)
                 or any(d in events or signature(d) != s for d, s in entry.deps.items())
             ):
-                self._files[path] = self._load(path)
                 reread.append(path)
+        self._load(reread)
         return self._merge(reread)
 
     def _merge(self, reread: list[Path]) -> Snapshot:

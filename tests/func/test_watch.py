@@ -140,8 +140,14 @@ def test_stop_during_debounce_ends_without_reconciling() -> None:
 # --------------------------------------------------------------------------- the file cache
 
 
-def test_the_cache_agrees_with_a_full_load_and_rereads_only_changes(project: Project) -> None:
-    cache = ManifestCache(project.manifests)
+@pytest.mark.parametrize("plan_cache", [False, True])
+def test_the_cache_agrees_with_a_full_load_and_rereads_only_changes(
+    project: Project, plan_cache: bool
+) -> None:
+    project.state.mkdir(exist_ok=True)
+    cache = ManifestCache(
+        project.manifests, cache_dir=project.state / "cache" if plan_cache else None
+    )
 
     def check(expected_reread: set[str]) -> None:
         snap = cache.refresh()
@@ -168,6 +174,36 @@ def test_the_cache_agrees_with_a_full_load_and_rereads_only_changes(project: Pro
     )
     check({"brand-sting.yaml", "clips.timeline.yaml"})
     assert not cache.refresh().issues
+
+
+def test_a_restart_parses_only_what_changed_since_the_plan_cache_knew_it(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first refresh loads every file in one pass through the plan cache that `plan`
+    and `apply` keep: restarting a watch on a large catalogue does not parse it again."""
+    from reconciler.adapters import loader
+
+    parsed: list[str] = []
+    real = loader._file
+
+    def counting(path: str, ctx: Any) -> Any:
+        parsed.append(Path(path).name)
+        return real(path, ctx)
+
+    monkeypatch.setattr(loader, "_file", counting)
+    project.state.mkdir(exist_ok=True)
+    monkeypatch.chdir(project.root)
+    load_manifests(Path("manifests"), cache_dir=Path("state/cache"))  # what a plan leaves
+    sting = project.manifests / "brand-sting.yaml"
+    sting.write_text(sting.read_text().replace("Out: 6", "Out: 5"))
+    parsed.clear()
+    snap = ManifestCache(Path("manifests"), cache_dir=Path("state/cache")).refresh()
+    assert parsed == ["brand-sting.yaml"]
+    full = load_manifests(Path("manifests"))
+    assert snap.manifests == sorted(full.manifests, key=lambda m: m.path) and not snap.issues
+    parsed.clear()
+    ManifestCache(Path("manifests"), cache_dir=Path("state/cache")).refresh()
+    assert parsed == []
 
 
 # --------------------------------------------------------------------------- real files

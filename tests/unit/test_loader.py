@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from textwrap import dedent
@@ -13,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.adapters import yamlpos
-from reconciler.adapters.loader import LoadResult, load_manifests
+from reconciler.adapters.loader import LoadResult, load_each, load_manifests
 
 HEAD = """\
 apiVersion: reconciler/v1
@@ -260,6 +261,41 @@ def test_a_tree_without_git_names_its_repository(
     capsys.readouterr()
     assert main(["validate"]) == 1
     assert "points outside the repository: keep it inside\n" in capsys.readouterr().err
+
+
+def test_load_each_is_each_file_loaded_on_its_own(repo: Path) -> None:
+    """What the watch loads at start, in one pass (and through the plan cache): each result
+    equals that file's own load, whatever the file holds."""
+    root = repo / "manifests"
+    head = HEAD.format(name="{}")
+    write(root / "a.yaml", manifest("a"))
+    write(root / "pair.yaml", manifest("b") + "---\n" + manifest("c"))
+    write(root / "twice.yaml", manifest("d") + "---\n" + manifest("d"))  # collides in itself
+    write(root / "again.yaml", manifest("a"))  # collides only with a.yaml: not on its own
+    write(root / "j.yaml", head.format("j") + "  timelineFile: t/cut.json\n")
+    write(root / "t" / "cut.json", '{"VideoTracks": [{"VideoTrackClips": [{"MediaId": "m"}]}]}')
+    write(root / "y.yaml", head.format("y") + "  timelineFile: cut.yml\n")
+    write(root / "cut.yml", "VideoTracks: [{VideoTrackClips: [{MediaId: m2}]}]\n")
+    write(root / "self.yaml", head.format("s") + "  timelineFile: self.yaml\n")
+    write(root / "broken.yaml", "apiVersion: [\n")
+    write(root / "bad.yaml", manifest("bad", extra="  titel: typo\n"))
+    write(root / "sub" / "x.yaml", manifest("x"))
+    files = sorted(root.rglob("*.y*ml"))
+    paths = [Path(os.path.relpath(f)) for f in files] + [Path("manifests/gone.yaml")]
+    paths.append(Path("manifests/sub"))  # a directory: loaded as its own load loads it
+    alone = [load_manifests(Path("manifests"), [p]) for p in paths]
+    assert any(r.issues for r in alone) and any(len(r.manifests) == 2 for r in alone)
+    cache = repo / "state" / "cache"
+    (repo / "state").mkdir()
+    for kwargs in ({}, {"cache_dir": cache}, {"cache_dir": cache}):  # no cache, cold, warm
+        each = load_each(Path("manifests"), paths, **kwargs)  # type: ignore[arg-type]
+        for one, mine in zip(alone, each, strict=True):
+            assert (mine.manifests, mine.issues, mine.paths) == (
+                one.manifests,
+                one.issues,
+                one.paths,
+            )
+    assert list(cache.glob("manifests-*.pickle"))  # saved, though some files are invalid
 
 
 def test_timeline_file_problems(repo: Path) -> None:

@@ -107,13 +107,11 @@ class ManifestCache:
         cache_dir: Path | None = None,
     ) -> None:
         """``repository``: see ``load_manifests``; ``cache_dir``: the plan cache, through
-        which many files at once (the first refresh) are loaded (both for the default
-        ``loader`` only)."""
+        which the first refresh loads every file (both for the default ``loader`` only)."""
         self.root = root.absolute()
         self._loader = loader or partial(_default_loader, repository=repository)
-        self._load_each = (
-            None if loader else partial(load_each, cache_dir=cache_dir, repository=repository)
-        )
+        self._load_each = None if loader else partial(load_each, repository=repository)
+        self._cache_dir = cache_dir
         self._files: dict[Path, Entry] = {}
         self.reads = 0  # how many files were (re)loaded in total
 
@@ -123,7 +121,10 @@ class ManifestCache:
         meanwhile is loaded again next time."""
         sigs = [signature(path) for path in paths]
         if self._load_each is not None and len(paths) > 1:
-            results = self._load_each(self.root, paths)
+            # Only the first load covers every file: the plan cache keeps what one run saw,
+            # so a later load of a few files through it would drop the others' entries.
+            cache_dir = self._cache_dir if not self._files else None
+            results = self._load_each(self.root, paths, cache_dir=cache_dir)
         else:
             results = [self._loader(self.root, [path]) for path in paths]
         self.reads += len(paths)

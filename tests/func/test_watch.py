@@ -202,8 +202,24 @@ def test_a_restart_parses_only_what_changed_since_the_plan_cache_knew_it(
     full = load_manifests(Path("manifests"))
     assert snap.manifests == sorted(full.manifests, key=lambda m: m.path) and not snap.issues
     parsed.clear()
-    ManifestCache(Path("manifests"), cache_dir=Path("state/cache")).refresh()
+    watch = ManifestCache(Path("manifests"), cache_dir=Path("state/cache"))
+    watch.refresh()
     assert parsed == []
+    # A later refresh of a few files leaves the plan cache whole (it keeps one run's files)
+    promo, recap = (
+        project.manifests / "campaigns" / "spring-promo.yaml",
+        project.manifests / "recaps" / "weekly-recap.yaml",
+    )
+    promo.write_text(promo.read_text().replace("Out: 12", "Out: 11"))
+    recap.write_text(recap.read_text() + "# a comment\n")
+    parsed.clear()
+    assert len(watch.refresh().reread) == 2 and sorted(parsed) == [
+        "spring-promo.yaml",
+        "weekly-recap.yaml",
+    ]
+    parsed.clear()
+    load_manifests(Path("manifests"), cache_dir=Path("state/cache"))
+    assert sorted(parsed) == ["spring-promo.yaml", "weekly-recap.yaml"]  # not every file
 
 
 # --------------------------------------------------------------------------- real files

@@ -317,7 +317,8 @@ def load_each(
     one context, the plan cache (``cache_dir``) for the files it knows unchanged, and the
     others parsed on every core when there are enough of them -- what ``watch`` loads when it
     starts. Each result is that file's own load (tested against ``load_manifests``). The
-    cache is saved even when some file is invalid: the watch applies the valid ones."""
+    cache keeps what this run saw, so with ``cache_dir`` give every manifest file under
+    ``root``; it is saved even when some file is invalid (the watch applies the valid ones)."""
     ctx = _context(root, repository)
     found: list[tuple[list[tuple[str, str]], list[ManifestIssue]]] = []
     for path in paths:

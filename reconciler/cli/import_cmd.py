@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from reconciler.adapters.config import Settings
 from reconciler.adapters.loader import Manifest, load_manifests
 from reconciler.adapters.state import StateStore, atomic_write, state_lock
 from reconciler.cli import common
@@ -81,7 +82,8 @@ def render_yaml(doc: dict[str, Any], project_id: str) -> str:
     return head + body
 
 
-def _check_free(name: str, path: Path, manifests: Path, force: bool, state_dir: Path) -> None:
+def _check_free(name: str, path: Path, force: bool, settings: Settings) -> None:
+    manifests, state_dir = settings.manifests, settings.state
     state = StateStore(state_dir).peek()
     if name in state.projects:
         raise StateError(
@@ -91,7 +93,11 @@ def _check_free(name: str, path: Path, manifests: Path, force: bool, state_dir: 
     if path.exists() and not force:
         raise ConfigError(f"{path} already exists", hint="pass --force-overwrite to replace it")
     if manifests.is_dir():
-        for m in load_manifests(manifests).manifests:
+        # through the plan cache: a catalogue of 10,000 is not parsed again for one name
+        loaded = load_manifests(
+            manifests, cache_dir=state_dir / "cache", repository=settings.repository
+        )
+        for m in loaded.manifests:
             if m.name == name and Path(m.path).resolve() != path.resolve():
                 raise ConfigError(f"a manifest named {name!r} already exists in {m.path}")
 
@@ -144,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
             "letter or digit, at most 128 characters",
         )
     path = settings.manifests / f"{name}.yaml"
-    _check_free(name, path, settings.manifests, args.force_overwrite, settings.state)
+    _check_free(name, path, args.force_overwrite, settings)
     state = StateStore(settings.state).peek()
     owner = next(
         (n for n, e in state.projects.items() if e.get("project_id") == args.project_id), None

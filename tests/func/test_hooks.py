@@ -258,21 +258,13 @@ def test_timeline_files_beside_the_manifests_directory_pass_both_hooks(
 
 
 def test_pre_push_parses_only_what_the_push_changed(
-    remote: Remote, monkeypatch: pytest.MonkeyPatch
+    remote: Remote, monkeypatch: pytest.MonkeyPatch, parses: list[str]
 ) -> None:
     """The hook checks each pushed commit out into its own tree, updated in place, with its
     own plan cache: a push parses the files it changed, and the clone's plan stays warm."""
-    from reconciler.adapters import loader
     from reconciler.cli.hooks_cmd import pre_push
 
-    parsed: list[str] = []
-    real = loader._file
-
-    def counting(path: str, ctx: object) -> object:
-        parsed.append(os.path.basename(path))
-        return real(path, ctx)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(loader, "_file", counting)
+    parsed = parses
     monkeypatch.chdir(remote.clone)
 
     def push_check() -> list[str]:

@@ -177,20 +177,11 @@ def test_the_cache_agrees_with_a_full_load_and_rereads_only_changes(
 
 
 def test_a_restart_parses_only_what_changed_since_the_plan_cache_knew_it(
-    project: Project, monkeypatch: pytest.MonkeyPatch
+    project: Project, monkeypatch: pytest.MonkeyPatch, parses: list[str]
 ) -> None:
     """The first refresh loads every file in one pass through the plan cache that `plan`
     and `apply` keep: restarting a watch on a large catalogue does not parse it again."""
-    from reconciler.adapters import loader
-
-    parsed: list[str] = []
-    real = loader._file
-
-    def counting(path: str, ctx: Any) -> Any:
-        parsed.append(Path(path).name)
-        return real(path, ctx)
-
-    monkeypatch.setattr(loader, "_file", counting)
+    parsed = parses
     project.state.mkdir(exist_ok=True)
     monkeypatch.chdir(project.root)
     load_manifests(Path("manifests"), cache_dir=Path("state/cache"))  # what a plan leaves

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.adapters import cachefile, loader, manifest_cache, state_cache
+from reconciler.adapters import cachefile, manifest_cache, state_cache
 from reconciler.adapters.loader import LoadResult, load_manifests
 from reconciler.adapters.manifest_cache import KEEP
 from reconciler.core.canonical import CANONICAL_VERSION, applied_spec, spec_hashes
@@ -59,20 +59,6 @@ def catalogue(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (m / "e.timeline.yaml").write_text("VideoTracks: [{VideoTrackClips: [{MediaId: m3}]}]\n")
     (tmp_path / "state").mkdir()
     return m
-
-
-@pytest.fixture
-def parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The files the loader actually parses (its per-file parse function, counted)."""
-    seen: list[str] = []
-    real = loader._file
-
-    def counting(path: str, ctx: Any) -> Any:
-        seen.append(os.path.basename(path))
-        return real(path, ctx)
-
-    monkeypatch.setattr(loader, "_file", counting)
-    return seen
 
 
 def cached(root: Path) -> LoadResult:

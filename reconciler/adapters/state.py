@@ -43,9 +43,14 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _temp_beside(path: Path) -> Path:
+    """A fresh temp name next to ``path`` (the lock holder removes leftovers: ``.*.tmp``)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """temp file in the same directory, fsync, rename over, fsync the directory."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    tmp = _temp_beside(path)
     try:
         with open(tmp, "wb") as fh:
             fh.write(data)
@@ -63,7 +68,7 @@ def _keep_as_backup(path: Path, backup: Path) -> None:
     them (a snapshot is only ever replaced by a rename, never written in place, so the link
     keeps these bytes; 20 MB at 10,000 projects are not copied and fsynced again), else a
     copy."""
-    tmp = backup.with_name(f".{backup.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    tmp = _temp_beside(backup)
     try:
         os.link(path, tmp)
     except OSError:
@@ -77,7 +82,7 @@ def _keep_as_backup(path: Path, backup: Path) -> None:
     _fsync_dir(backup.parent)
 
 
-# json's C encoder (json.dumps with an indent runs the pure-Python one: 1.2 s and ~150 MB of
+# json's C encoder (json.dumps with an indent runs the pure-Python one: 0.92 s and ~150 MB of
 # string pieces for a 10,000-project state, on every apply that changed something)
 _ONE_LINE = json.JSONEncoder(ensure_ascii=False)
 

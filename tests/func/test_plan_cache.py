@@ -19,6 +19,7 @@ from tests.func.conftest import Project
 
 @pytest.fixture
 def parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """tests/conftest.py's, but each file named by its path under manifests/."""
     seen: list[str] = []
     real = loader._file
 

@@ -84,34 +84,70 @@ class _Doc(NamedTuple):
 
 def _document(node: Node, path: str, ctx: Context) -> _Doc | None:
     from reconciler.adapters.yamlpos import locate, position, to_data
-    from reconciler.core.models import KIND, Manifest, check_document
+    from reconciler.core.models import check_document
 
     data, converted, integral_floats = to_data(node)
     problems = check_document(data) if data is not None else []
-    meta = data.get("metadata") if isinstance(data, dict) else None
-    name = meta.get("name") if isinstance(meta, dict) else None
-    ref = f"{KIND}/{name}" if isinstance(name, str) and name else "-"
+    ref = _ref(data)
     before = len(ctx.issues)
     if converted or problems:
         taken = report_all(path, node, converted, ref, ctx)
         report_all(path, node, problems, ref, ctx, taken=taken)
+    return _finish(
+        data,
+        path,
+        ctx,
+        ref,
+        before,
+        canonical=not integral_floats,
+        timeline_ok=not any(p.loc[:2] == ("spec", "timelineFile") for p in problems),
+        at=lambda loc: position(locate(node, loc)),
+        line=lambda: position(node)[0],
+    )
+
+
+def _ref(data: Any) -> str:
+    from reconciler.core.models import KIND
+
+    meta = data.get("metadata") if isinstance(data, dict) else None
+    name = meta.get("name") if isinstance(meta, dict) else None
+    return f"{KIND}/{name}" if isinstance(name, str) and name else "-"
+
+
+def _finish(
+    data: Any,
+    path: str,
+    ctx: Context,
+    ref: str,
+    before: int,
+    *,
+    canonical: bool,
+    timeline_ok: bool,
+    at: Callable[[tuple[str, str]], tuple[int, int]],
+    line: Callable[[], int],
+) -> _Doc | None:
+    """A converted document (its problems reported since ``before``) as a ``_Doc``: its
+    ``timelineFile`` read, and its manifest if it has no problem. ``at`` gives the position of
+    a value, ``line`` the document's first line."""
+    from reconciler.core.models import Manifest
+
+    meta = data.get("metadata") if isinstance(data, dict) else None
+    name = meta.get("name") if isinstance(meta, dict) else None
     spec = data.get("spec") if isinstance(data, dict) else None
     deps: tuple[str, ...] = ()
-    canonical = not integral_floats
     if (
         isinstance(spec, dict)
         and "timeline" not in spec
         and isinstance(spec_file := spec.get("timelineFile"), str)
-        and not any(p.loc[:2] == ("spec", "timelineFile") for p in problems)
+        and timeline_ok
     ):
-        at = position(locate(node, ("spec", "timelineFile")))
-        timeline, shown = load_timeline(spec_file, path, at, ref, ctx)
+        timeline, shown = load_timeline(spec_file, path, at(TIMELINE_FILE), ref, ctx)
         deps = (shown,) if shown else ()
         spec = {k: v for k, v in spec.items() if k != "timelineFile"} | {"timeline": timeline}
         canonical = False  # the timeline's own floats were not looked at
     if not isinstance(name, str) or not isinstance(meta, dict):
         return None
-    shown, (line, col) = ctx.display(path), position(locate(node, ("metadata", "name")))
+    shown, (name_line, col) = ctx.display(path), at(NAME)
     manifest = None
     if len(ctx.issues) == before and isinstance(spec, dict):
         manifest = Manifest(
@@ -120,10 +156,53 @@ def _document(node: Node, path: str, ctx: Context) -> _Doc | None:
             annotations=dict(meta.get("annotations") or {}),
             spec=spec,
             path=shown,
-            line=position(node)[0],
+            line=line(),
             deps=deps,
         )
-    return _Doc(name, f"{shown}:{line}:{col}", ref, manifest, canonical)
+    return _Doc(name, f"{shown}:{name_line}:{col}", ref, manifest, canonical)
+
+
+NAME, TIMELINE_FILE = ("metadata", "name"), ("spec", "timelineFile")
+
+
+def _fast_file(text: str, path: str, ctx: Context) -> list[_Doc] | None:
+    """``_file``'s documents through ``fastyaml``: for a file whose every document is a valid
+    manifest that reads the same there, in a layout whose positions it finds; else ``None``
+    (and nothing reported)."""
+    from reconciler.adapters import fastyaml
+    from reconciler.core.models import check_document
+
+    docs = fastyaml.read(text)
+    if docs is None:
+        return None
+    found: list[tuple[fastyaml.FastDoc, dict[tuple[str, str], tuple[int, int] | None]]] = []
+    for doc in docs:
+        data = doc.data
+        if check_document(data):
+            return None
+        spec = data["spec"]
+        at = {NAME: doc.position(*NAME, data["metadata"]["name"])}
+        if "timeline" not in spec:
+            at[TIMELINE_FILE] = doc.position(*TIMELINE_FILE, spec["timelineFile"])
+        if None in at.values():
+            return None
+        found.append((doc, at))
+    out = []
+    for doc, at in found:
+        kept = _finish(
+            doc.data,
+            path,
+            ctx,
+            _ref(doc.data),
+            len(ctx.issues),
+            canonical=not doc.integral_floats,
+            timeline_ok=True,
+            at=at.__getitem__,  # type: ignore[arg-type]
+            line=lambda doc=doc: doc.line,  # type: ignore[misc]
+        )
+        if kept is not None:
+            out.append(kept)
+    return out
 
 
 def _file(path: str, ctx: Context) -> list[_Doc]:
@@ -136,6 +215,9 @@ def _file(path: str, ctx: Context) -> list[_Doc]:
     if isinstance(text, SourceError):
         ctx.source(path, text)
         return []
+    fast = _fast_file(text, path, ctx)
+    if fast is not None:
+        return fast
     docs: list[_Doc | None] = []
     try:
         for node in compose_all(text):

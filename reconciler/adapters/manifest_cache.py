@@ -91,6 +91,7 @@ _SOURCES = (  # code whose change can change what loading a file yields
     "adapters/discover.py",
     "adapters/timeline_file.py",
     "adapters/yamlpos.py",
+    "adapters/fastyaml.py",
     "adapters/manifest_cache.py",
     "adapters/cached_manifest.py",
     "adapters/cachefile.py",
@@ -128,7 +129,7 @@ def _fingerprint() -> tuple[Any, ...]:
     parts: list[Any] = [FORMAT, __version__, CANONICAL_VERSION]
     for rel in _SOURCES:
         parts.append(stat_signature(os.fspath(_PACKAGE / rel)))
-    for package in ("yaml", "pydantic", "pydantic_core"):
+    for package in ("yaml", "yaml_rs", "pydantic", "pydantic_core"):
         spec = importlib.util.find_spec(package)
         origin = spec.origin if spec is not None else None
         parts.append((package, origin, stat_signature(origin) if origin else None))

@@ -1,0 +1,225 @@
+"""A faster reader for the common manifest file, giving exactly what ``yamlpos`` would.
+
+``yamlpos`` composes libyaml's node graph and converts it in Python: ~150 us a manifest, the
+largest part of a cold plan's CPU. ``yaml_rs`` (a Rust parser) builds the data in ~35 us, but
+it reads YAML 1.2, where ``yamlpos`` reads YAML 1.1 (SafeLoader's scalars, with the
+differences that module lists). So a file takes this way only when nothing in it can read
+differently, and the loader composes every other one:
+
+- the text has none of what the two parsers treat differently or this module does not
+  handle: tabs, characters libyaml refuses or reads as line breaks (NEL, U+2028, U+2029), a
+  lone CR, directives, ``...`` markers, a ``---`` line with content after it, tags, anchors
+  and aliases, ``<<`` merge keys, complex (``?``) keys, compactly nested sequences (``- -
+  a``), a line indented 100 spaces or more (deep nesting); and no plain value that either
+  parser may read as a number unless both read it alike (``12``, ``-3``, ``0.5``,
+  ``1.5e+3``; not ``012``, ``0x1F``, ``1_000``, ``1:30``, ``1e3``, ``.5``, ``.inf``), nor a
+  YAML 1.1 boolean that YAML 1.2 leaves text (``yes``, ``off``);
+- ``yaml_rs`` reads every document between the ``---`` lines without error (a duplicate key
+  is one there) as a mapping whose keys are all strings (``yamlpos`` keeps a key's text:
+  ``1:`` is "1") and whose floats are finite.
+
+The loader also needs positions: a document's first line, and where ``metadata.name`` and
+``spec.timelineFile`` are (``value_position``, for the usual block layout; any other layout
+goes the ``yamlpos`` way). A document with a problem to report goes that way too, which
+positions every problem. ``tests/unit/test_fastyaml.py`` checks the property on tables of
+the scalars YAML 1.1 and 1.2 read differently and on generated YAML. Without ``yaml_rs`` (a
+platform with no wheel) every file goes the ``yamlpos`` way.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, NamedTuple
+
+try:
+    from yaml_rs._yaml_rs import _loads
+except ImportError:  # pragma: no cover - no wheel for this platform: yamlpos only
+    _loads = None  # type: ignore[assignment]
+
+__all__ = ["FastDoc", "available", "read", "value_position"]
+
+MAX_CHARS = 1_000_000  # larger files go the yamlpos way (its size budget and messages)
+# Deep nesting: libyaml refuses 1,000 levels, and ``yamlpos.to_data`` reports a document it
+# cannot convert within Python's recursion limit (~480 levels), both of which yaml_rs reads.
+# A block nests one level per column of indentation at most (with "- - a" declined), and
+# yaml_rs refuses flow collections nested ~256 deep: a line indented this much goes the
+# yamlpos way.
+_DEEP = " " * 100
+
+# What libyaml refuses or reads as a line break, and tabs: any of these -> yamlpos.
+_SPECIAL = re.compile(
+    "[^\n\r\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
+)
+# At the start of a token: a tag, anchor, alias or complex key (searched for only when one of
+# these characters is there), or a nested compact sequence. The text's first token is
+# checked apart (a leading "^" alternative costs a search its speed: it can no longer skip
+# to the characters that may start a match).
+_INDICATOR = re.compile(r"[\s\[{,](?:[!&*]|\?(?:\s|$))")
+_NESTED = re.compile(r"-[ ]+-(?:\s|$)")
+# A plain value the two parsers read differently: a token either may read as a number,
+# unless it is one both read alike, or a YAML 1.1 boolean that YAML 1.2 leaves text
+# (``yes``, ``off``). As a whole value: after ":", "- ", a flow indicator or a line's
+# indentation, not a word of a sentence ("title: Episode 007" is text to both). The text's
+# first token is a key, which ``_same`` checks (a key is its text to ``yamlpos``).
+_END = r"(?=[\s,\]}]|:(?:\s|$)|$)"
+_SAME_NUMBER = r"[-+]?(?:0|[1-9][0-9]*)(?:\.[0-9]*(?:[eE][-+][0-9]+)?)?" + _END
+_DIFFERENT = (
+    r"(?:[-+]?(?:(?=[._]*[0-9])[0-9_.:]*(?:[eE][-+]?[0-9_.]*)?"
+    r"|0[xX][0-9a-fA-F_]*(?:\.[0-9a-fA-F_]*)?(?:[pP][-+]?[0-9]*)?|0[oO][0-7_]*|0[bB][01_]*"
+    r"|\.[iI][nN][fF]|\.[nN][aA][nN])"
+    r"|yes|Yes|YES|no|No|NO|on|On|ON|off|Off|OFF)" + _END
+)
+_ODD_VALUE = re.compile(rf"[:\-\[{{,\n][ ]*(?=[-+._0-9yYnNoO])(?<!-)(?!{_SAME_NUMBER}){_DIFFERENT}")
+# Blank and comment lines (before a document's first key; a document of only these is empty).
+_BLANK = r"(?:[ ]*(?:#[^\n]*)?\r?\n)*"
+_LEAD = re.compile(_BLANK)
+_EMPTY = re.compile(_BLANK + r"[ ]*(?:#[^\n]*)?\r?\Z")
+_MARKER = re.compile(r"^---(.*)$", re.MULTILINE)  # a document start marker ...
+_MARKER_REST = re.compile(r"[ ]*(?:#.*)?\r?")  # ... with nothing after it but a comment
+
+
+class FastDoc(NamedTuple):
+    data: dict[str, Any]
+    integral_floats: bool  # holds a float like 5.0 or -0.0 (see yamlpos.Converted)
+    line: int  # the 1-based line of the root mapping's first key
+    text: str  # the document's own text (the file's, or a part between "---" lines)
+    offset: int  # the lines of the file before ``text``
+
+    def position(self, top: str, key: str, value: str) -> tuple[int, int] | None:
+        """``value_position`` in the file."""
+        found = value_position(self.text, top, key, value)
+        return None if found is None else (found[0] + self.offset, found[1])
+
+
+def available() -> bool:
+    return _loads is not None
+
+
+def read(text: str) -> list[FastDoc] | None:
+    """Every non-empty document of ``text`` as ``yamlpos`` would convert it, or ``None`` when
+    the file must go the ``yamlpos`` way (see the module docstring)."""
+    if (
+        _loads is None
+        or len(text) > MAX_CHARS
+        or "<<" in text
+        or "\n" + _DEEP in text
+        or text.startswith(("%", "...", _DEEP))
+        or "\n%" in text
+        or "\n..." in text
+        or _SPECIAL.search(text)
+        or ("\r" in text and text.count("\r") != text.count("\r\n"))
+        or (("!" in text or "&" in text or "*" in text or "?" in text) and _INDICATOR.search(text))
+        or _NESTED.search(text)
+        or _ODD_VALUE.search(text)
+    ):
+        return None
+    parts = [0]
+    if text.startswith("---") or "\n---" in text:
+        for marker in _MARKER.finditer(text):
+            if not _MARKER_REST.fullmatch(marker.group(1)):  # "--- a: 1", "----"
+                return None
+            parts += (marker.start(), marker.end() + 1)
+    parts.append(len(text) + 1)
+    docs: list[FastDoc] = []
+    for i in range(0, len(parts), 2):
+        part = text[parts[i] : parts[i + 1]]
+        if _EMPTY.match(part):  # an empty document: yamlpos skips it too
+            continue
+        doc = _document(part, text.count("\n", 0, parts[i]))
+        if doc is None:
+            return None
+        docs.append(doc)
+    return docs or None  # none at all: yamlpos reports the file as having no manifest
+
+
+def _document(text: str, offset: int) -> FastDoc | None:
+    try:
+        data = _loads(text, parse_datetime=False)
+    except Exception:  # any refusal: yamlpos reports it, positioned
+        return None
+    if data.__class__ is not dict:
+        return None
+    integral = _same(data)
+    if integral is None:
+        return None
+    start = _LEAD.match(text).end()  # type: ignore[union-attr]
+    return FastDoc(data, integral, offset + text.count("\n", 0, start) + 1, text, offset)
+
+
+def _same(root: dict[str, Any]) -> bool | None:
+    """Whether ``root`` holds a float like 5.0, or ``None`` when it is not what ``yamlpos``
+    converts its source to: a key that is not a string, a float that is not finite, or a
+    string that a YAML 1.1 resolver reads as something else when plain (see ``read``)."""
+    integral = False
+    stack: list[Any] = [root]
+    push, pop = stack.append, stack.pop
+    while stack:
+        node = pop()
+        if node.__class__ is dict:
+            try:
+                "".join(node)  # every key a string (in C; this is a hot loop)
+            except TypeError:
+                return None
+            node = node.values()
+        for item in node:
+            kind = item.__class__
+            if kind is str or kind is int or kind is bool or item is None:
+                continue
+            if kind is dict or kind is list:
+                push(item)
+            elif kind is float:
+                if item - item != 0:  # inf or nan: yamlpos reports it
+                    return None
+                if item.is_integer():
+                    integral = True
+            else:
+                return None
+    return integral
+
+
+def value_position(text: str, top: str, key: str, value: str) -> tuple[int, int] | None:
+    """The 1-based line and column where the block mapping ``top:`` (a root key) holds
+    ``key: value`` (plain or simply quoted, on the key's line) -- where ``yamlpos.locate``
+    would point -- or ``None`` when the layout is any other (the caller then composes)."""
+    found = re.search(rf"^{re.escape(top)}[ ]*:[ ]*(?:#[^\n]*)?\r?$", text, re.MULTILINE)
+    if found is None:
+        return None
+    at = found.end() + 1
+    indent = -1
+    line = text.count("\n", 0, at) + 1
+    while at < len(text):
+        end = text.find("\n", at)
+        end = len(text) if end < 0 else end
+        row = text[at:end].rstrip("\r")
+        body = row.lstrip(" ")
+        if body and not body.startswith("#"):
+            depth = len(row) - len(body)
+            if indent < 0:
+                if depth == 0:
+                    return None
+                indent = depth
+            if depth < indent:
+                return None
+            if depth == indent and body.startswith(key):
+                rest = body[len(key) :].lstrip(" ")
+                if rest.startswith(":"):
+                    shown = rest[1:].lstrip(" ")
+                    col = len(row) - len(shown) + 1
+                    if shown[:1] in ("'", '"'):  # quoted: the name itself, no escapes
+                        closing = 1 + len(value)
+                        if (
+                            not shown.startswith(value, 1)
+                            or shown[closing : closing + 1] != shown[0]
+                        ):
+                            return None
+                        after = shown[closing + 1 :]
+                    elif shown.startswith(value):
+                        after = shown[len(value) :]
+                    else:
+                        return None
+                    if after and not (after[0] == " " and after.lstrip(" ")[:1] in ("", "#")):
+                        return None  # more of the value, or on later lines
+                    return line, col
+        at = end + 1
+        line += 1
+    return None

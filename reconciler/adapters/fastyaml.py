@@ -177,11 +177,19 @@ def _same(root: dict[str, Any]) -> bool | None:
     return integral
 
 
+_TOPS: dict[str, re.Pattern[str]] = {}  # root key -> its block mapping's first line
+
+
 def value_position(text: str, top: str, key: str, value: str) -> tuple[int, int] | None:
     """The 1-based line and column where the block mapping ``top:`` (a root key) holds
     ``key: value`` (plain or simply quoted, on the key's line) -- where ``yamlpos.locate``
     would point -- or ``None`` when the layout is any other (the caller then composes)."""
-    found = re.search(rf"^{re.escape(top)}[ ]*:[ ]*(?:#[^\n]*)?\r?$", text, re.MULTILINE)
+    pattern = _TOPS.get(top)
+    if pattern is None:
+        pattern = _TOPS[top] = re.compile(
+            rf"^{re.escape(top)}[ ]*:[ ]*(?:#[^\n]*)?\r?$", re.MULTILINE
+        )
+    found = pattern.search(text)
     if found is None:
         return None
     at = found.end() + 1

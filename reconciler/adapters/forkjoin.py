@@ -9,15 +9,19 @@ the child) -- and ``workers()`` says 1 everywhere else, where the work simply ru
 Work is handed out as it is done, not split up front: the batch numbers are tickets in a
 pipe, and every process (this one included, once its ``meanwhile`` work is done) takes the
 next ticket when it is free, so a slow batch or other work here does not leave a core idle.
-A child sends its results back as one pickle through a pipe and leaves with ``os._exit``, so
-it never flushes the parent's buffered output, runs ``atexit`` handlers or releases the
-state lock the parent holds. A child that fails in any way (an exception, a signal, an
-unpicklable result) costs only time: the batches it did not deliver are run here. The
-parent's own exception (Ctrl-C) kills and reaps the children before it propagates.
+A child delivers each batch as it is done: the results, pickled, appended to a memory file
+(``memfd``), and a note through a pipe of where that record ends. This process reads what
+has been delivered between its own batches, so that unpickling is part of the shared work
+rather than a wait at the end. A child leaves with ``os._exit``, so it never flushes the
+parent's buffered output, runs ``atexit`` handlers or releases the state lock the parent
+holds. A child that fails in any way (an exception, a signal, an unpicklable result) costs
+only time: the batches it did not deliver are run here. The parent's own exception
+(Ctrl-C) kills and reaps the children before it propagates.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import signal
@@ -31,6 +35,7 @@ __all__ = ["ENV", "MAX_WORKERS", "cpu_quota", "fork_map", "workers"]
 MAX_WORKERS = 8
 ENV = "RECONCILER_JOBS"  # cap on the processes used (1 turns forking off)
 _TICKET = 4  # bytes per batch number in the ticket pipe
+_NOTE = 8  # bytes per note of where a delivered record ends
 _MAX_BATCHES = 8192  # 32 KiB of tickets: written whole before forking, within a pipe's buffer
 
 T = TypeVar("T")
@@ -113,49 +118,99 @@ def _allowed(directory: str, quota_file: str, period_file: str | None) -> int | 
     return max(1, -(-quota // period))
 
 
+class _Child:
+    """A forked child as this process sees it: its pid, the memory file its records are
+    appended to, and the pipe of notes saying where each delivered record ends."""
+
+    def __init__(self, pid: int, data: int, notes: int) -> None:
+        self.pid, self.data, self.notes = pid, data, notes
+        self.read = 0  # where the next record starts
+        self.partial = b""  # a note read in part
+        self.trusted = True  # False once a record failed to load: the rest is redone here
+
+    def drain(self, done: dict[int, Any], *, wait: bool) -> None:
+        """Load every record delivered so far into ``done`` ({batch number: results});
+        with ``wait``, every record the child will deliver (until it exits)."""
+        os.set_blocking(self.notes, wait)
+        while True:
+            try:
+                chunk = os.read(self.notes, _NOTE * 512)
+            except BlockingIOError:
+                return
+            if not chunk:  # the child has exited
+                return
+            chunk = self.partial + chunk
+            whole = len(chunk) - len(chunk) % _NOTE
+            self.partial = chunk[whole:]
+            for at in range(0, whole, _NOTE):
+                self._load(int.from_bytes(chunk[at : at + _NOTE], "big"), done)
+
+    def _load(self, end: int, done: dict[int, Any]) -> None:
+        if not self.trusted:
+            return
+        pieces, at = [], self.read
+        while at < end:
+            piece = os.pread(self.data, end - at, at)
+            if not piece:
+                break
+            pieces.append(piece)
+            at += len(piece)
+        self.read = end
+        try:
+            number, results = pickle.loads(b"".join(pieces))
+        except Exception:  # a torn or foreign record: redo what this child did not deliver
+            self.trusted = False
+            return
+        done[number] = results
+
+    def close(self, *, kill: bool) -> None:
+        for fd in (self.data, self.notes):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        with contextlib.suppress(OSError):
+            if kill:
+                os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+
+
 def _take(
-    tickets: int, fn: Callable[[list[T]], list[R]], batches: list[list[T]]
+    tickets: int,
+    fn: Callable[[list[T]], list[R]],
+    batches: list[list[T]],
+    between: Callable[[], None] | None = None,
 ) -> dict[int, list[R]]:
-    """Run batches until the tickets run out: {batch number: results}."""
+    """Run batches until the tickets run out: {batch number: results}. ``between`` runs
+    after each batch."""
     done: dict[int, list[R]] = {}
     while ticket := os.read(tickets, _TICKET):  # one read per ticket: atomic on a pipe
         number = int.from_bytes(ticket, "big")
         done[number] = fn(batches[number])
+        if between is not None:
+            between()
     return done
 
 
 def _child(
-    tickets: int, fn: Callable[[list[T]], list[R]], batches: list[list[T]], out: int
+    tickets: int, fn: Callable[[list[T]], list[R]], batches: list[list[T]], data: int, notes: int
 ) -> None:
     """Runs in the forked child: never returns."""
     code = 1
     try:
         signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends the child at once
-        data = pickle.dumps(_take(tickets, fn, batches), protocol=pickle.HIGHEST_PROTOCOL)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(out, view) :]
+        end = 0
+        while ticket := os.read(tickets, _TICKET):
+            number = int.from_bytes(ticket, "big")
+            record = pickle.dumps((number, fn(batches[number])), protocol=pickle.HIGHEST_PROTOCOL)
+            view = memoryview(record)
+            while view:
+                written = os.pwrite(data, view, end)
+                view, end = view[written:], end + written
+            os.write(notes, end.to_bytes(_NOTE, "big"))  # atomic: under PIPE_BUF
         code = 0
     except BaseException:  # the parent redoes what is missing
         code = 1
     finally:
         os._exit(code)
-
-
-def _collect(pid: int, fd: int) -> dict[int, Any]:
-    """The child's results ({} if it did not deliver them)."""
-    pieces = []
-    with os.fdopen(fd, "rb") as pipe:
-        while piece := pipe.read(1 << 20):
-            pieces.append(piece)
-    _, status = os.waitpid(pid, 0)
-    if not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
-        return {}
-    try:
-        results = pickle.loads(b"".join(pieces))
-    except Exception:  # a torn or foreign pickle: redo its batches here
-        return {}
-    return results if isinstance(results, dict) else {}
 
 
 def fork_map(
@@ -176,7 +231,8 @@ def fork_map(
     batch = max(batch, -(-len(items) // _MAX_BATCHES))
     batches = [list(items[i : i + batch]) for i in range(0, len(items), batch)]
     tickets, feed = os.pipe()
-    children: list[tuple[int, int]] = []
+    children: list[_Child] = []
+    done: dict[int, Any] = {}
     try:
         view = memoryview(b"".join(n.to_bytes(_TICKET, "big") for n in range(len(batches))))
         while view:
@@ -184,25 +240,34 @@ def fork_map(
         os.close(feed)  # every reader sees the end once the tickets are gone
         feed = -1
         for _ in range(max(processes - 1, 0)):
-            read_fd, write_fd = os.pipe()
+            try:
+                data = os.memfd_create("reconciler-forkjoin", os.MFD_CLOEXEC)
+            except (AttributeError, OSError):  # pragma: no cover - Linux has it
+                break
+            notes, note_end = os.pipe()
             try:
                 pid = os.fork()
             except OSError:  # out of processes or memory: the ones running (or this) will do
-                os.close(read_fd)
-                os.close(write_fd)
+                for fd in (data, notes, note_end):
+                    os.close(fd)
                 break
             if pid == 0:  # pragma: no cover - the child's coverage is not collected
-                os.close(read_fd)
-                _child(tickets, fn, batches, write_fd)
-            os.close(write_fd)
-            children.append((pid, read_fd))
+                os.close(notes)
+                _child(tickets, fn, batches, data, note_end)
+            os.close(note_end)
+            children.append(_Child(pid, data, notes))
         if meanwhile is not None:
             meanwhile()
-        done = _take(tickets, fn, batches)
-        for i, (pid, fd) in enumerate(children):
-            children[i] = (pid, -1)  # the pipe is _collect's to close from here on
-            done.update(_collect(pid, fd))
-            children[i] = (0, -1)
+
+        def collect() -> None:
+            for child in children:
+                child.drain(done, wait=False)
+
+        done.update(_take(tickets, fn, batches, collect if children else None))
+        for child in list(children):
+            child.drain(done, wait=True)  # until it exits
+            children.remove(child)
+            child.close(kill=False)
         results: list[R] = []
         for number, chunk in enumerate(batches):
             part = done.get(number)
@@ -212,16 +277,5 @@ def fork_map(
         os.close(tickets)
         if feed >= 0:
             os.close(feed)
-        for pid, fd in children:
-            if pid:
-                _reap(pid, fd)
-
-
-def _reap(pid: int, fd: int) -> None:
-    try:
-        if fd >= 0:
-            os.close(fd)
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-    except OSError:  # pragma: no cover - already gone
-        pass
+        for child in children:
+            child.close(kill=True)

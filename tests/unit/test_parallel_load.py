@@ -72,6 +72,36 @@ def test_a_failing_child_has_its_batches_redone_here(failure: str) -> None:
 
 
 @needs_fork
+def test_a_child_that_fails_midway_keeps_what_it_delivered(tmp_path: Path) -> None:
+    parent = os.getpid()
+
+    def work(batch: list[int]) -> list[tuple[int, int]]:
+        if os.getpid() != parent:
+            done = len(list(tmp_path.iterdir()))
+            if done == 3:
+                os.kill(os.getpid(), signal.SIGKILL)  # after delivering three batches
+            (tmp_path / str(batch[0])).write_text("")
+        time.sleep(0.005)
+        return [(x + 1, os.getpid()) for x in batch]
+
+    results = forkjoin.fork_map(work, range(30), 2, batch=1)
+    assert [r for r, _ in results] == [x + 1 for x in range(30)]
+    assert sum(pid != parent for _, pid in results) == 3  # the child's three were kept
+
+
+@needs_fork
+def test_large_results_come_back_while_this_process_is_busy() -> None:
+    def work(batch: list[int]) -> list[bytes]:
+        return [bytes([x % 256]) * 1_000_000 for x in batch]  # far over a pipe's buffer
+
+    def busy() -> None:
+        time.sleep(0.3)  # the child delivers meanwhile, without waiting for a reader
+
+    results = forkjoin.fork_map(work, range(12), 2, batch=1, meanwhile=busy)
+    assert results == [bytes([x]) * 1_000_000 for x in range(12)]
+
+
+@needs_fork
 def test_an_exception_here_kills_and_reaps_the_children(tmp_path: Path) -> None:
     parent = os.getpid()
 

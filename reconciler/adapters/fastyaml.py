@@ -45,11 +45,13 @@ MAX_CHARS = 1_000_000  # larger files go the yamlpos way (its size budget and me
 # yaml_rs refuses flow collections nested ~256 deep: a line indented this much goes the
 # yamlpos way.
 _DEEP = " " * 100
+_DEEP_LINE = "\n" + _DEEP
 
-# What libyaml refuses or reads as a line break, and tabs: any of these -> yamlpos.
-_SPECIAL = re.compile(
-    "[^\n\r\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
-)
+# Any character that needs a closer look (``_rare``): one search, which most files pass.
+_RARE = re.compile("[\x00-\x09\x0b-\x1f!%&*<?\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")
+# What libyaml refuses or reads as a line break, and tabs: any of these -> yamlpos (compiled
+# on first use: 3 ms, and most files never need it).
+_SPECIAL = "[^\n\r\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
 # At the start of a token: a tag, anchor, alias or complex key (searched for only when one of
 # these characters is there), or a nested compact sequence. The text's first token is
 # checked apart (a leading "^" alternative costs a search its speed: it can no longer skip
@@ -101,14 +103,10 @@ def read(text: str) -> list[FastDoc] | None:
     if (
         _loads is None
         or len(text) > MAX_CHARS
-        or "<<" in text
-        or "\n" + _DEEP in text
+        or _DEEP_LINE in text
         or text.startswith(("%", "...", _DEEP))
-        or "\n%" in text
         or "\n..." in text
-        or _SPECIAL.search(text)
-        or ("\r" in text and text.count("\r") != text.count("\r\n"))
-        or (("!" in text or "&" in text or "*" in text or "?" in text) and _INDICATOR.search(text))
+        or (_RARE.search(text) and _rare(text))
         or _NESTED.search(text)
         or _ODD_VALUE.search(text)
     ):
@@ -130,6 +128,18 @@ def read(text: str) -> list[FastDoc] | None:
             return None
         docs.append(doc)
     return docs or None  # none at all: yamlpos reports the file as having no manifest
+
+
+def _rare(text: str) -> bool:
+    """Whether ``text``, which has one of the characters ``_RARE`` looks for, must go the
+    yamlpos way."""
+    return bool(
+        "<<" in text
+        or "\n%" in text
+        or re.search(_SPECIAL, text)
+        or ("\r" in text and text.count("\r") != text.count("\r\n"))
+        or (("!" in text or "&" in text or "*" in text or "?" in text) and _INDICATOR.search(text))
+    )
 
 
 def _document(text: str, offset: int) -> FastDoc | None:

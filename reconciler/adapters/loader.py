@@ -170,38 +170,52 @@ def _fast_file(text: str, path: str, ctx: Context) -> list[_Doc] | None:
     manifest that reads the same there, in a layout whose positions it finds; else ``None``
     (and nothing reported)."""
     from reconciler.adapters import fastyaml
-    from reconciler.core.models import check_document
+    from reconciler.core.models import KIND, Manifest, check_document
 
     docs = fastyaml.read(text)
     if docs is None:
         return None
-    found: list[tuple[fastyaml.FastDoc, dict[tuple[str, str], tuple[int, int] | None]]] = []
+    found = []
     for doc in docs:
         data = doc.data
         if check_document(data):
             return None
-        spec = data["spec"]
-        at = {NAME: doc.position(*NAME, data["metadata"]["name"])}
-        if "timeline" not in spec:
-            at[TIMELINE_FILE] = doc.position(*TIMELINE_FILE, spec["timelineFile"])
-        if None in at.values():
+        name, spec = data["metadata"]["name"], data["spec"]
+        at = doc.position("metadata", "name", name)
+        where = None if "timeline" in spec else doc.position(*TIMELINE_FILE, spec["timelineFile"])
+        if at is None or (where is None and "timeline" not in spec):
             return None
-        found.append((doc, at))
+        found.append((doc, name, at, where))
     out = []
-    for doc, at in found:
-        kept = _finish(
-            doc.data,
-            path,
-            ctx,
-            _ref(doc.data),
-            len(ctx.issues),
-            canonical=not doc.integral_floats,
-            timeline_ok=True,
-            at=at.__getitem__,  # type: ignore[arg-type]
-            line=lambda doc=doc: doc.line,  # type: ignore[misc]
+    shown = ctx.display(path)
+    for doc, name, at, where in found:
+        data, ref = doc.data, f"{KIND}/{name}"
+        if where is not None:  # a timelineFile to read: what the composed way does
+            positions = {NAME: at, TIMELINE_FILE: where}
+            kept = _finish(
+                data,
+                path,
+                ctx,
+                ref,
+                len(ctx.issues),
+                canonical=False,
+                timeline_ok=True,
+                at=positions.__getitem__,
+                line=lambda doc=doc: doc.line,  # type: ignore[misc]
+            )
+            if kept is not None:
+                out.append(kept)
+            continue
+        meta = data["metadata"]
+        manifest = Manifest(  # _finish, for a valid document with its timeline inline
+            name=name,
+            labels=dict(meta.get("labels") or {}),
+            annotations=dict(meta.get("annotations") or {}),
+            spec=data["spec"],
+            path=shown,
+            line=doc.line,
         )
-        if kept is not None:
-            out.append(kept)
+        out.append(_Doc(name, f"{shown}:{at[0]}:{at[1]}", ref, manifest, not doc.integral_floats))
     return out
 
 

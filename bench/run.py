@@ -56,7 +56,7 @@ def summary(runs: list[Run]) -> dict[str, float]:
     }
 
 
-def plan_bench(work: Path, n: int, runs: int, cold_runs: int) -> dict[str, Any]:
+def plan_bench(work: Path, n: int, runs: int) -> dict[str, Any]:
     root = work / f"n{n}"
     manifests, state = root / "manifests", root / "state"
     print(f"\n== N = {n:,}: generating the catalogue and a state in sync ...", flush=True)
@@ -69,18 +69,26 @@ def plan_bench(work: Path, n: int, runs: int, cold_runs: int) -> dict[str, Any]:
 
     out["python_startup"] = summary(runs_of([PYTHON, "-c", "pass"], root, runs))
     out["reconciler_startup"] = summary(runs_of(reconciler("--version"), root, runs))
-    out["a_baseline"] = summary(
-        runs_of([PYTHON, str(ROOT / "bench/baseline.py"), "manifests"], root, runs)
-    )
+    baseline = [PYTHON, str(ROOT / "bench/baseline.py"), "manifests"]
+    out["a_baseline"] = summary(runs_of(baseline, root, runs))
     print(f"(a) baseline {out['a_baseline']['s']:.3f}s", flush=True)
 
     settle(state / "state.json", state / "journal.jsonl")
-    cold = []
-    for _ in range(cold_runs):
+    # Each cold plan is paired with a run of (a) just before it: on a shared VM the two drift
+    # together, so the median of the pairs' ratios is steadier than a ratio of two medians.
+    cold, paired = [], []
+    for _ in range(runs):
+        floor = check(measure(baseline, cwd=root), "baseline")
         shutil.rmtree(state / "cache", ignore_errors=True)
         cold.append(check(measure(plan, cwd=root), "cold plan"))
+        paired.append(cold[-1].seconds / floor.seconds)
     out["b_cold"] = summary(cold)
-    print(f"(b) cold plan {out['b_cold']['s']:.3f}s", flush=True)
+    out["b_cold"]["paired_ratio"] = median(paired)
+    out["b_cold"]["paired_ratios"] = paired
+    print(
+        f"(b) cold plan {out['b_cold']['s']:.3f}s, {median(paired):.1f}x its paired (a)",
+        flush=True,
+    )
 
     check(measure(plan, cwd=root), "warm-up plan")  # builds whatever the cold run could not
     warm = runs_of(plan, root, runs)
@@ -204,8 +212,9 @@ def apply_bench(work: Path, size: int, runs: int, qps: float, parallelism: int) 
 def table(results: dict[str, Any]) -> str:
     lines = [
         "| N | files | (a) read+hash | (b) cold plan | (c) warm no-op | (d) edit one "
-        "| (b)/(a) | (c)/(a) | (d)/(c) | work-only (b)/(a) | work-only (c)/(a) | peak RSS |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| (b)/(a) | (b)/(a) paired | (c)/(a) | (d)/(c) | work-only (b)/(a) "
+        "| work-only (c)/(a) | peak RSS |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results.get("plans", []):
         a, b, c, d = (r[k]["s"] for k in ("a_baseline", "b_cold", "c_warm", "d_edit_one"))
@@ -214,7 +223,8 @@ def table(results: dict[str, Any]) -> str:
         work_a = max(a - py, 1e-3)
         lines.append(
             f"| {r['n']:,} | {r['files']:,} | {a:.3f} s | {b:.2f} s | {c:.3f} s | {d:.3f} s "
-            f"| {b / a:.1f}x | {c / a:.2f}x | {d / c:.2f}x | {(b - cli) / work_a:.1f}x "
+            f"| {b / a:.1f}x | {r['b_cold'].get('paired_ratio', float('nan')):.1f}x "
+            f"| {c / a:.2f}x | {d / c:.2f}x | {(b - cli) / work_a:.1f}x "
             f"| {(c - cli) / work_a:.2f}x | {rss:.0f} MB |"
         )
     fresh = [r for r in results.get("plans", []) if "g_fresh_checkout" in r]
@@ -289,9 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"cpus": len(os.sched_getaffinity(0))}
     results["python"] = sys.version.split()[0]
     try:
-        results["plans"] = [
-            plan_bench(work, n, runs, cold_runs=max(1, min(runs, 3))) for n in sizes
-        ]
+        results["plans"] = [plan_bench(work, n, runs) for n in sizes]
         if not args.no_apply:
             results["apply"] = apply_bench(work, apply_size, apply_runs, args.qps, args.parallelism)
     finally:

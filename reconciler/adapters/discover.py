@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 from collections.abc import Sequence
+from dataclasses import dataclass
 from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,15 +17,33 @@ from reconciler.errors import ManifestIssue
 
 if TYPE_CHECKING:
     from reconciler.adapters.manifest_cache import Reads
-    from reconciler.adapters.yamlpos import SourceError
 
-__all__ = ["MAX_FILE_BYTES", "START", "Context", "Pos", "discover", "read_source"]
+__all__ = [
+    "MAX_FILE_BYTES",
+    "START",
+    "Context",
+    "Pos",
+    "SourceError",
+    "decode_source",
+    "discover",
+    "read_source",
+]
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 _SUFFIXES = (".yaml", ".yml")
 START = (1, 1)  # for problems with a whole file or directory
 
 Pos = tuple[int, int]
+_CONFLICT = re.compile(r"^(?:<{7}|>{7})(?: |$)|^={7}\s*$", re.MULTILINE)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceError:
+    """A problem with a file as a whole (or its YAML syntax), at a 1-based line and column."""
+
+    line: int
+    col: int
+    message: str
 
 
 class Context:
@@ -126,8 +146,6 @@ def discover(root: str, paths: Sequence[Path] | None, ctx: Context) -> list[tupl
 
 
 def read_source(path: str, ctx: Context) -> str | SourceError:
-    from reconciler.adapters.yamlpos import SourceError, decode_source
-
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
@@ -162,3 +180,43 @@ def read_source(path: str, ctx: Context) -> str | SourceError:
             "files: split it or move it out of the manifests directory",
         )
     return decode_source(raw)
+
+
+def decode_source(raw: bytes) -> str | SourceError:
+    """Bytes -> text, or why this is not a manifest file we can read."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return SourceError(1, 1, "file is not UTF-8 text (it looks like UTF-16): save it as UTF-8")
+    if b"\0" in raw:
+        return SourceError(
+            1,
+            1,
+            "binary file (contains NUL bytes), not a YAML manifest: "
+            "move it out of the manifests directory",
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        col = len(raw[raw.rfind(b"\n", 0, exc.start) + 1 : exc.start].decode("utf-8", "replace"))
+        return SourceError(
+            line,
+            col + 1,
+            f"file is not UTF-8 text (byte 0x{raw[exc.start]:02x} "
+            f"at line {line}): save it as UTF-8",
+        )
+    text = text.removeprefix("\ufeff")
+    # the regex scans line by line; a substring search first keeps clean files cheap
+    marker = (
+        _CONFLICT.search(text)
+        if "<<<<<<<" in text or ">>>>>>>" in text or "=======" in text
+        else None
+    )
+    if marker:
+        line = text.count("\n", 0, marker.start()) + 1
+        return SourceError(
+            line,
+            1,
+            f"unresolved merge conflict (marker {marker.group()[:7]!r}): "
+            "resolve the conflict and remove the markers",
+        )
+    return text

@@ -31,7 +31,14 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from reconciler.adapters.discover import MAX_FILE_BYTES, START, Context, discover, read_source
+from reconciler.adapters.discover import (
+    MAX_FILE_BYTES,
+    START,
+    Context,
+    SourceError,
+    discover,
+    read_source,
+)
 from reconciler.adapters.timeline_file import load_timeline, report_all
 from reconciler.errors import ConfigError, ManifestIssue
 
@@ -221,10 +228,6 @@ def _fast_file(text: str, path: str, ctx: Context) -> list[_Doc] | None:
 
 def _file(path: str, ctx: Context) -> list[_Doc]:
     """Parse one manifest file (the work the cache saves)."""
-    import yaml
-
-    from reconciler.adapters.yamlpos import SourceError, compose_all, is_empty, yaml_error
-
     text = read_source(path, ctx)
     if isinstance(text, SourceError):
         ctx.source(path, text)
@@ -232,6 +235,10 @@ def _file(path: str, ctx: Context) -> list[_Doc]:
     fast = _fast_file(text, path, ctx)
     if fast is not None:
         return fast
+    import yaml  # only now: a run whose every file reads the fast way never imports PyYAML
+
+    from reconciler.adapters.yamlpos import compose_all, is_empty, yaml_error
+
     docs: list[_Doc | None] = []
     try:
         for node in compose_all(text):
@@ -318,9 +325,10 @@ def _parse_all(
     if n <= 1:
         return _parse_chunk(items, ctx, cache)
     # imported before forking, so that every process shares them instead of importing them
+    # (PyYAML and yamlpos only where a file needs them: most take the fastyaml way)
+    import reconciler.adapters.fastyaml
     import reconciler.adapters.manifest_cache
     import reconciler.adapters.timeline_file
-    import reconciler.adapters.yamlpos
     import reconciler.core.models  # noqa: F401
 
     work = partial(_parse_chunk, ctx=ctx, cache=cache)

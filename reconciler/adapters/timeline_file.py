@@ -1,5 +1,6 @@
 """A manifest's ``timelineFile``: resolved next to the manifest, kept inside the repository, read
-as JSON or YAML; and ``report_all``, which reports problems at their YAML positions."""
+as JSON or YAML; and ``report_all``, which reports problems at their YAML positions (a file's
+node graph is composed only when it has a problem to place, or ``fastyaml`` declines it)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import os
 from typing import TYPE_CHECKING, Any
 
-from reconciler.adapters.discover import START, Context, Pos, read_source
+from reconciler.adapters.discover import START, Context, Pos, SourceError, read_source
 
 if TYPE_CHECKING:
     from yaml.nodes import Node
@@ -52,11 +53,20 @@ def report_all(
     return frozenset(used)
 
 
-def _json_timeline(text: str, path: str, ref: str, ctx: Context) -> tuple[Any, Node | None]:
+def _positions(text: str) -> Node | None:
+    """The YAML node graph of a timeline file read without it, for the positions of its
+    problems (JSON is YAML); ``None`` if it does not compose."""
     import yaml
 
-    from reconciler.adapters.yamlpos import compose, to_data
+    from reconciler.adapters.yamlpos import compose
 
+    try:
+        return compose(text)
+    except yaml.YAMLError:
+        return None
+
+
+def _json_timeline(text: str, path: str, ref: str, ctx: Context) -> Any:
     dup: list[bool] = []
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -72,27 +82,33 @@ def _json_timeline(text: str, path: str, ref: str, ctx: Context) -> tuple[Any, N
     except json.JSONDecodeError as exc:
         msg = f"timeline file is not valid JSON: {exc.msg}"
         ctx.report(path, (exc.lineno, exc.colno), msg, ref, "spec.timeline")
-        return None, None
+        return None
     except ValueError as exc:
         at = text.find(str(exc))
         pos = (text.count("\n", 0, at) + 1, at - text.rfind("\n", 0, at))
         ctx.report(path, pos, f"{exc} is not a JSON number: use a number", ref, "spec.timeline")
-        return None, None
-    try:  # positions come from the YAML view of the same text (JSON is YAML)
-        node = compose(text)
-    except yaml.YAMLError:
-        node = None
-    if dup and node is not None:
+        return None
+    if dup and (node := _positions(text)) is not None:
+        from reconciler.adapters.yamlpos import to_data
+
         report_all(path, node, to_data(node)[1], ref, ctx, inside=_TIMELINE_AT)
-    return data, node
+    return data
+
+
+def _fast_yaml(text: str) -> Any:
+    """The data of a YAML timeline file that ``fastyaml`` reads as ``yamlpos`` would: one
+    mapping, nothing to report about the YAML itself; else ``None``."""
+    from reconciler.adapters import fastyaml
+
+    if text.startswith("---") or "\n---" in text:  # one document only (as compose wants)
+        return None
+    docs = fastyaml.read(text)
+    return docs[0].data if docs is not None and len(docs) == 1 else None
 
 
 def load_timeline(
     spec_file: str, manifest: str, at: Pos, ref: str, ctx: Context
 ) -> tuple[Any, str | None]:
-    import yaml
-
-    from reconciler.adapters.yamlpos import SourceError, compose, to_data, yaml_error
     from reconciler.core.models import check_timeline
 
     target = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(manifest)), spec_file))
@@ -127,9 +143,14 @@ def load_timeline(
         ctx.source(target, text, ref, "spec.timeline")
         return None, shown
     before = len(ctx.issues)
+    node: Node | None = None  # composed only where a problem needs its position
     if spec_file.lower().endswith(".json"):
-        data, node = _json_timeline(text, target, ref, ctx)
-    else:
+        data = _json_timeline(text, target, ref, ctx)
+    elif (data := _fast_yaml(text)) is None:
+        import yaml
+
+        from reconciler.adapters.yamlpos import compose, to_data, yaml_error
+
         try:
             node = compose(text)
         except yaml.YAMLError as exc:
@@ -144,5 +165,7 @@ def load_timeline(
     if len(ctx.issues) > before:
         return None, shown
     problems = check_timeline(data)
-    report_all(target, node, problems, ref, ctx, inside=_TIMELINE_AT)
+    if problems:
+        root = node if node is not None else _positions(text)
+        report_all(target, root, problems, ref, ctx, inside=_TIMELINE_AT)
     return (None if problems else data), shown

@@ -21,6 +21,8 @@ from typing import Any, NamedTuple
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from reconciler.adapters.discover import SourceError
+
 try:
     from yaml import CSafeLoader as _Loader
 except ImportError:  # pragma: no cover - PyYAML built without libyaml
@@ -35,18 +37,8 @@ MAX_VALUES = 2_000_000  # per document, after alias expansion ("billion laughs" 
 
 _CONSTRUCTOR = yaml.SafeLoader.yaml_constructors  # tag -> unbound SafeConstructor method
 _SAFE = yaml.constructor.SafeConstructor()
-_CONFLICT = re.compile(r"^(?:<{7}|>{7})(?: |$)|^={7}\s*$", re.MULTILINE)
 
 Loc = tuple[str | int, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class SourceError:
-    """A problem with a file as a whole (or its YAML syntax), at a 1-based line and column."""
-
-    line: int
-    col: int
-    message: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,46 +48,6 @@ class NodeProblem:
     node: Node
     message: str
     on_key: bool = False
-
-
-def decode_source(raw: bytes) -> str | SourceError:
-    """Bytes -> text, or why this is not a manifest file we can read."""
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return SourceError(1, 1, "file is not UTF-8 text (it looks like UTF-16): save it as UTF-8")
-    if b"\0" in raw:
-        return SourceError(
-            1,
-            1,
-            "binary file (contains NUL bytes), not a YAML manifest: "
-            "move it out of the manifests directory",
-        )
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        col = len(raw[raw.rfind(b"\n", 0, exc.start) + 1 : exc.start].decode("utf-8", "replace"))
-        return SourceError(
-            line,
-            col + 1,
-            f"file is not UTF-8 text (byte 0x{raw[exc.start]:02x} "
-            f"at line {line}): save it as UTF-8",
-        )
-    text = text.removeprefix("\ufeff")
-    # the regex scans line by line; a substring search first keeps clean files cheap
-    marker = (
-        _CONFLICT.search(text)
-        if "<<<<<<<" in text or ">>>>>>>" in text or "=======" in text
-        else None
-    )
-    if marker:
-        line = text.count("\n", 0, marker.start()) + 1
-        return SourceError(
-            line,
-            1,
-            f"unresolved merge conflict (marker {marker.group()[:7]!r}): "
-            "resolve the conflict and remove the markers",
-        )
-    return text
 
 
 def yaml_error(exc: yaml.YAMLError, text: str) -> SourceError:

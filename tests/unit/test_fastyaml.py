@@ -315,12 +315,28 @@ def test_the_loader_gives_the_same_result_either_way(
         "spec:\n  title: Odd\n  timeline: {VideoTracks: [{VideoTrackClips: "
         "[{MediaId: m1, In: 012, Out: 1e3}]}]}\n"
     )
+    # timeline files, which fastyaml reads too: valid, with a problem, and one it declines
+    cuts = {
+        "ok.yaml": "VideoTracks:\n  - VideoTrackClips:\n      - {MediaId: m1, In: 1, Out: 2.0}\n",
+        "bad.yaml": "VideoTracks:\n  - VideoTrackClips:\n      - {MediaId: m1, In: 5, Out: 3}\n",
+        "odd.yaml": "VideoTracks:\n  - VideoTrackClips:\n      - {MediaId: m1, In: 012}\n",
+        "bad.json": '{"VideoTracks": [{"VideoTrackClips": [{"MediaId": "m1", "In": 5, "Out": 3}]}]}'
+        "\n",
+    }
+    for i, (name, text) in enumerate(cuts.items()):
+        (root / name).write_text(text)
+        (root / f"cut-{i}.yaml").write_text(
+            f"apiVersion: reconciler/v1\nkind: EditingProject\nmetadata:\n  name: cut-{i}\n"
+            f"spec:\n  title: Cut\n  timelineFile: {name}\n"
+        )
     fast = load_manifests(root)
     monkeypatch.setattr(fastyaml, "_loads", None)
     assert not fastyaml.available()
     slow = load_manifests(root)
     assert fast.paths == slow.paths
     assert fast.issues == slow.issues and fast.issues
+    assert {"bad.yaml", "bad.json"} <= {Path(i.path).name for i in fast.issues}
+    assert {"cut-0", "cut-2"} <= {m.name for m in fast.manifests}
     assert [(m.name, m.path, m.line, m.deps) for m in fast.manifests] == [
         (m.name, m.path, m.line, m.deps) for m in slow.manifests
     ]

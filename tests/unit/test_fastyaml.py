@@ -118,6 +118,8 @@ def test_every_divergent_scalar_is_read_alike_or_declined(token: str) -> None:
             f"a:\n  {value}: x\n",
             f"a: {{{value}: x}}\n",
             f"title: Episode {value}\n",
+            f"a: # c\n  {value}\n",  # the value a line after a comment
+            f"a: [x, # c\n  {value}]\n",
         ):
             agrees(text)
 

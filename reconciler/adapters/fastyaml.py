@@ -29,12 +29,17 @@ platform with no wheel) every file goes the ``yamlpos`` way.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from functools import partial
 from typing import Any, NamedTuple
 
+_loads: Callable[[str], Any] | None
 try:
-    from yaml_rs._yaml_rs import _loads
+    from yaml_rs import DuplicateKeyPolicy, loads
 except ImportError:  # pragma: no cover - no wheel for this platform: yamlpos only
-    _loads = None  # type: ignore[assignment]
+    _loads = None
+else:  # every option spelled out: what this module relies on must not follow a default
+    _loads = partial(loads, parse_datetime=False, duplicate_key_policy=DuplicateKeyPolicy.Error)
 
 __all__ = ["FastDoc", "available", "read", "value_position"]
 
@@ -100,8 +105,9 @@ def available() -> bool:
 def read(text: str) -> list[FastDoc] | None:
     """Every non-empty document of ``text`` as ``yamlpos`` would convert it, or ``None`` when
     the file must go the ``yamlpos`` way (see the module docstring)."""
+    parse = _loads
     if (
-        _loads is None
+        parse is None
         or len(text) > MAX_CHARS
         or _DEEP_LINE in text
         or text.startswith(("%", "...", _DEEP))
@@ -123,7 +129,7 @@ def read(text: str) -> list[FastDoc] | None:
         part = text[parts[i] : parts[i + 1]]
         if _EMPTY.match(part):  # an empty document: yamlpos skips it too
             continue
-        doc = _document(part, text.count("\n", 0, parts[i]))
+        doc = _document(parse, part, text.count("\n", 0, parts[i]))
         if doc is None:
             return None
         docs.append(doc)
@@ -142,9 +148,9 @@ def _rare(text: str) -> bool:
     )
 
 
-def _document(text: str, offset: int) -> FastDoc | None:
+def _document(parse: Callable[[str], Any], text: str, offset: int) -> FastDoc | None:
     try:
-        data = _loads(text, parse_datetime=False)
+        data = parse(text)
     except Exception:  # any refusal: yamlpos reports it, positioned
         return None
     if data.__class__ is not dict:

@@ -228,7 +228,7 @@ class _Converter:
                 elif number.is_integer():  # 5.0, -0.0: what canonicalising changes
                     self.integral_floats = True
                 return number
-        except (ValueError, KeyError):  # an explicit tag on text that is not of that type
+        except (ValueError, KeyError, IndexError):  # an explicit tag on text not of that type
             self.problem(node, f"{text!r} is not a valid {tag.replace(_T, '!!')}: fix or untag it")
             return text
         self.unsupported(node)

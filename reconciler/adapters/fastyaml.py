@@ -10,20 +10,23 @@ differently, and the loader composes every other one:
   handle: tabs, characters libyaml refuses or reads as line breaks (NEL, U+2028, U+2029), a
   lone CR, directives, ``...`` markers, a ``---`` line with content after it, tags, anchors
   and aliases, ``<<`` merge keys, complex (``?``) keys, compactly nested sequences (``- -
-  a``), a line indented 100 spaces or more (deep nesting); and no plain value that either
+  a``), a line indented 100 spaces or more (deep nesting), an empty block scalar at a
+  document's end; and no plain value that either
   parser may read as a number unless both read it alike (``12``, ``-3``, ``0.5``,
   ``1.5e+3``; not ``012``, ``0x1F``, ``1_000``, ``1:30``, ``1e3``, ``.5``, ``.inf``), nor a
   YAML 1.1 boolean that YAML 1.2 leaves text (``yes``, ``off``);
 - ``yaml_rs`` reads every document between the ``---`` lines without error (a duplicate key
   is one there) as a mapping whose keys are all strings (``yamlpos`` keeps a key's text:
-  ``1:`` is "1") and whose floats are finite.
+  ``1:`` is "1") and whose floats are finite;
+- libyaml parses the text (``_libyaml_parses``: its events, in C), so that what yamlpos
+  refuses as YAML is never read here, however leniently yaml_rs would read it.
 
 The loader also needs positions: a document's first line, and where ``metadata.name`` and
 ``spec.timelineFile`` are (``value_position``, for the usual block layout; any other layout
 goes the ``yamlpos`` way). A document with a problem to report goes that way too, which
 positions every problem. ``tests/unit/test_fastyaml.py`` checks the property on tables of
-the scalars YAML 1.1 and 1.2 read differently and on generated YAML. Without ``yaml_rs`` (a
-platform with no wheel) every file goes the ``yamlpos`` way.
+the scalars YAML 1.1 and 1.2 read differently, on generated YAML and on mutated manifests.
+Without ``yaml_rs`` (a platform with no wheel) or libyaml every file goes the ``yamlpos`` way.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from typing import Any, NamedTuple
 
 _loads: Callable[[str], Any] | None
 try:
+    from yaml._yaml import CParser  # libyaml's parser, which yamlpos composes with
     from yaml_rs import DuplicateKeyPolicy, loads
 except ImportError:  # pragma: no cover - no wheel for this platform: yamlpos only
     _loads = None
@@ -58,10 +62,12 @@ _RARE = re.compile("[\x00-\x09\x0b-\x1f!%&*<?\x7f-\x9f\u2028\u2029\ud800-\udfff\
 # on first use: 3 ms, and most files never need it).
 _SPECIAL = "[^\n\r\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
 # At the start of a token: a tag, anchor, alias or complex key (searched for only when one of
-# these characters is there), or a nested compact sequence. The text's first token is
+# these characters is there; after ":" too, where a flow value may follow a quoted key
+# directly, and "?" before anything, which in a flow collection libyaml takes for a complex
+# key even without a space after it), or a nested compact sequence. The text's first token is
 # checked apart (a leading "^" alternative costs a search its speed: it can no longer skip
 # to the characters that may start a match).
-_INDICATOR = re.compile(r"[\s\[{,](?:[!&*]|\?(?:\s|$))")
+_INDICATOR = re.compile(r"[\s\[{,:][!&*?]")
 _NESTED = re.compile(r"-[ ]+-(?:\s|$)")
 # A plain value the two parsers read differently: a token either may read as a number,
 # unless it is one both read alike, or a YAML 1.1 boolean that YAML 1.2 leaves text
@@ -82,7 +88,11 @@ _BLANK = r"(?:[ ]*(?:#[^\n]*)?\r?\n)*"
 _LEAD = re.compile(_BLANK)
 _EMPTY = re.compile(_BLANK + r"[ ]*(?:#[^\n]*)?\r?\Z")
 _MARKER = re.compile(r"^---(.*)$", re.MULTILINE)  # a document start marker ...
-_MARKER_REST = re.compile(r"[ ]*(?:#.*)?\r?")  # ... with nothing after it but a comment
+# ... with nothing after it but a comment, after a space ("---#" starts a plain scalar)
+_MARKER_REST = re.compile(r"(?:[ ]+(?:#.*)?)?\r?")
+# A block scalar with no content, then only line breaks to the document's end ("a: |\n"):
+# libyaml reads "", yaml_rs "\n".
+_EMPTY_BLOCK_AT_END = re.compile(r"[|>][-+0-9]*[ ]*(?:#[^\n]*)?\r?\n(?:[ ]*\r?\n)*[ ]*\Z")
 
 
 class FastDoc(NamedTuple):
@@ -110,7 +120,7 @@ def read(text: str) -> list[FastDoc] | None:
         parse is None
         or len(text) > MAX_CHARS
         or _DEEP_LINE in text
-        or text.startswith(("%", "...", _DEEP))
+        or text.startswith(("%", "...", _DEEP, "!", "&", "*", "?"))  # see _INDICATOR
         or "\n..." in text
         or (_RARE.search(text) and _rare(text))
         or _NESTED.search(text)
@@ -133,7 +143,21 @@ def read(text: str) -> list[FastDoc] | None:
         if doc is None:
             return None
         docs.append(doc)
-    return docs or None  # none at all: yamlpos reports the file as having no manifest
+    if not docs or not _libyaml_parses(text):  # none at all: yamlpos reports "no manifest"
+        return None
+    return docs
+
+
+def _libyaml_parses(text: str) -> bool:
+    """Whether libyaml parses ``text`` (its events only, in C: ~20 us a manifest). yaml_rs
+    reads some texts that libyaml refuses -- an implicit key over two lines in a flow
+    mapping, an empty flow entry, a character that cannot start a token -- and such a file
+    must get yamlpos's positioned error, not a reading of it."""
+    try:
+        CParser(text).raw_parse()
+    except Exception:
+        return False
+    return True
 
 
 def _rare(text: str) -> bool:
@@ -149,6 +173,8 @@ def _rare(text: str) -> bool:
 
 
 def _document(parse: Callable[[str], Any], text: str, offset: int) -> FastDoc | None:
+    if _EMPTY_BLOCK_AT_END.search(text):
+        return None
     try:
         data = parse(text)
     except Exception:  # any refusal: yamlpos reports it, positioned
@@ -228,6 +254,8 @@ def value_position(text: str, top: str, key: str, value: str) -> tuple[int, int]
                 rest = body[len(key) :].lstrip(" ")
                 if rest.startswith(":"):
                     shown = rest[1:].lstrip(" ")
+                    if not shown:  # the value is on a later line
+                        return None
                     col = len(row) - len(shown) + 1
                     if shown[:1] in ("'", '"'):  # quoted: the name itself, no escapes
                         closing = 1 + len(value)

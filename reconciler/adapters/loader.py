@@ -235,7 +235,7 @@ def _file(path: str, ctx: Context) -> list[_Doc]:
     fast = _fast_file(text, path, ctx)
     if fast is not None:
         return fast
-    import yaml  # only now: a run whose every file reads the fast way never imports PyYAML
+    import yaml  # the composer only now: most files take the fastyaml way
 
     from reconciler.adapters.yamlpos import compose_all, is_empty, yaml_error
 
@@ -325,7 +325,7 @@ def _parse_all(
     if n <= 1:
         return _parse_chunk(items, ctx, cache)
     # imported before forking, so that every process shares them instead of importing them
-    # (PyYAML and yamlpos only where a file needs them: most take the fastyaml way)
+    # (yamlpos only where a file needs it: most take the fastyaml way)
     import reconciler.adapters.fastyaml
     import reconciler.adapters.manifest_cache
     import reconciler.adapters.timeline_file

@@ -100,7 +100,9 @@ def _fast_yaml(text: str) -> Any:
     mapping, nothing to report about the YAML itself; else ``None``."""
     from reconciler.adapters import fastyaml
 
-    if text.startswith("---") or "\n---" in text:  # one document only (as compose wants)
+    # compose wants exactly one document, and fastyaml skips empty ones ("a: 1\n---\n" is two
+    # to compose, one to fastyaml): any "---" line goes the composed way
+    if text.startswith("---") or "\n---" in text:
         return None
     docs = fastyaml.read(text)
     return docs[0].data if docs is not None and len(docs) == 1 else None

@@ -324,13 +324,6 @@ def _parse_all(
         n = min(workers(), n)
     if n <= 1:
         return _parse_chunk(items, ctx, cache)
-    # imported before forking, so that every process shares them instead of importing them
-    # (yamlpos only where a file needs it: most take the fastyaml way)
-    import reconciler.adapters.fastyaml
-    import reconciler.adapters.manifest_cache
-    import reconciler.adapters.timeline_file
-    import reconciler.core.models  # noqa: F401
-
     work = partial(_parse_chunk, ctx=ctx, cache=cache)
     return fork_map(work, items, n, meanwhile=alongside)
 

@@ -137,8 +137,8 @@ class StateStore:
         self._mutex = threading.Lock()
         self.state: State | None = None
         self.pending_events = 0  # journaled events not yet folded into a snapshot
-        # (key, (state, pending events), read cache laid out to write): state_cache.prefetch
-        self._prefetched: tuple[Any, tuple[State, int], Any] | None = None
+        # (key, (state, pending events)): state_cache.prefetch
+        self._prefetched: tuple[Any, tuple[State, int]] | None = None
 
     # ----------------------------------------------------------------------- reading
 

@@ -257,18 +257,22 @@ def _write(
 
 def prefetch(store: StateStore) -> None:
     """Read the state now, for a ``peek`` to come (run while forked parsers load the
-    manifests), and lay out the read cache it may write; writes nothing itself. A failure
-    is dropped here: ``peek`` reads again and reports it."""
+    manifests), and write the read cache as ``peek`` would have: here its cost is shared
+    with the parsing instead of added after it. A failure is dropped here: ``peek`` reads
+    again and reports it."""
+    path = store.dir / "cache" / CACHE_FILE
     key = _key(store)
     try:
         with gc_paused():
-            cached = _read(store.dir / "cache" / CACHE_FILE, key) if _trusted(key) else None
+            cached = _read(path, key) if _trusted(key) else None
             if cached is None:
                 state = store.load()
-                layout = _layout(state, store.pending_events) if _trusted(key) else None
-                store._prefetched = (key, (state, store.pending_events), layout)
+                store._prefetched = (key, (state, store.pending_events))
+                if _trusted(key) and _key(store) == key:  # what was read is what key says
+                    with contextlib.suppress(Exception):  # a cache: never worth a failure
+                        _write(path, key, _layout(state, store.pending_events))
             else:
-                store._prefetched = (key, cached, None)
+                store._prefetched = (key, cached)
     except Exception:  # reported by the peek that follows
         store._prefetched = None
 
@@ -279,10 +283,8 @@ def peek(store: StateStore) -> State:
     key = _key(store)
     early, store._prefetched = store._prefetched, None
     if early is not None and early[0] == key:  # prefetched, and nothing changed since
-        (state, pending), layout = early[1], early[2]
-        store.state, store.pending_events = state, pending
-        if layout is not None:
-            _write(path, key, layout)
+        state, store.pending_events = early[1]
+        store.state = state
         return state
     if _trusted(key):
         with gc_paused():

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     settings = common.settings_from(args)
     common.print_endpoint(settings)
     store = StateStore(settings.state)
-    # a cold load parses on every core; the state is read meanwhile (it writes nothing)
+    # a cold load parses on every core; the state (and its read cache) meanwhile
     loaded = common.load_valid(settings, skip_invalid=args.skip_invalid, alongside=store.prefetch)
     state = store.peek()
     options = common.plan_options(args)

@@ -160,16 +160,39 @@ def test_deferred_parts_come_from_the_file_that_was_read(store: StateStore) -> N
     assert entry["spec"] == ENTRY["spec"] and entry["hashes"] == ENTRY["hashes"]
 
 
-def test_a_prefetch_writes_nothing_and_the_peek_after_it_equals_load(store: StateStore) -> None:
+def test_a_prefetch_writes_the_read_cache_and_the_peek_after_it_equals_load(
+    store: StateStore,
+) -> None:
     expected = StateStore(store.dir).load().to_json()
-    before = sorted(p.name for p in store.dir.rglob("*"))
     store.prefetch()
-    assert sorted(p.name for p in store.dir.rglob("*")) == before  # nothing written yet
+    path = store.dir / "cache" / CACHE_FILE
+    assert path.is_file()  # written meanwhile, as the peek would have
+    written = path.stat().st_mtime_ns
     assert store.peek().to_json() == expected
-    assert (store.dir / "cache" / CACHE_FILE).is_file()  # the peek wrote the read cache
+    assert path.stat().st_mtime_ns == written  # and not again by the peek
     warm = StateStore(store.dir)
     warm.prefetch()  # now from that cache
     assert warm.peek().to_json() == expected
+
+
+def test_a_state_changed_while_the_prefetch_reads_it_is_not_cached(
+    store: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = StateStore.load
+
+    def load_then_change(self: StateStore) -> Any:
+        state = real(self)
+        writer = StateStore(self.dir)
+        real(writer)
+        writer.record({"type": "forgotten", "name": "a"})
+        writer.close()
+        return state
+
+    monkeypatch.setattr(StateStore, "load", load_then_change)
+    store.prefetch()
+    assert not (store.dir / "cache" / CACHE_FILE).exists()
+    monkeypatch.setattr(StateStore, "load", real)
+    assert "a" not in store.peek().projects  # read again: the prefetched state is stale
 
 
 def test_a_state_changed_after_the_prefetch_is_read_again(store: StateStore) -> None:

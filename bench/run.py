@@ -74,14 +74,16 @@ def plan_bench(work: Path, n: int, runs: int) -> dict[str, Any]:
     print(f"(a) baseline {out['a_baseline']['s']:.3f}s", flush=True)
 
     settle(state / "state.json", state / "journal.jsonl")
-    # Each cold plan is paired with a run of (a) just before it: on a shared VM the two drift
-    # together, so the median of the pairs' ratios is steadier than a ratio of two medians.
+    # Each cold plan is paired with three runs of (a) just before it: on a shared VM the two
+    # drift together, so the median of the pairs' ratios is steadier than a ratio of two
+    # medians; (a) is short (~0.15 s), and the median of three keeps one slow read of it
+    # from making a pair.
     cold, paired = [], []
     for _ in range(runs):
-        floor = check(measure(baseline, cwd=root), "baseline")
+        floors = [check(measure(baseline, cwd=root), "baseline") for _ in range(3)]
         shutil.rmtree(state / "cache", ignore_errors=True)
         cold.append(check(measure(plan, cwd=root), "cold plan"))
-        paired.append(cold[-1].seconds / floor.seconds)
+        paired.append(cold[-1].seconds / median([f.seconds for f in floors]))
     out["b_cold"] = summary(cold)
     out["b_cold"]["paired_ratio"] = median(paired)
     out["b_cold"]["paired_ratios"] = paired

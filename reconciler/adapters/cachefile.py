@@ -24,8 +24,10 @@ __all__ = [
     "content_digest",
     "gc_paused",
     "hash_key",
+    "publish",
     "signature",
     "stat_signature",
+    "sweep_temps",
     "unpickle_plain",
     "write_cache_file",
 ]
@@ -165,24 +167,65 @@ class ColdSection:
 
 
 def write_cache_file(
-    path: Path, key: object, body: object, write_cold: Callable[[BinaryIO], None]
-) -> None:
+    path: Path,
+    key: object,
+    body: object,
+    write_cold: Callable[[BinaryIO], None],
+    *,
+    unpublished_in: Path | None = None,
+) -> Path | None:
     """Write a cache file whole: the key, the body, then the cold section ``write_cold`` adds.
 
     Temp file and rename, so a reader sees the old file or the new one; no fsync: a cache
     torn by a power cut fails its checks on the next read and is rebuilt (never trusted).
+    With ``unpublished_in`` (a directory) the temp file is written there and returned, for
+    the caller to ``publish`` (or delete) later; nothing else is created meanwhile.
     """
-    directory = path.parent
-    if not directory.is_dir():
-        directory.mkdir()
-        (directory / ".gitignore").write_text("# the plan cache: never commit it\n*\n")
-    tmp = directory / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+    directory = path.parent if unpublished_in is None else unpublished_in
+    if unpublished_in is None:
+        _ensure_directory(directory)
+    tmp = directory / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}{TEMP_SUFFIX}"
+    kept = False
     try:
         with open(tmp, "wb") as fh:
             pickle.dump(key, fh, protocol=pickle.HIGHEST_PROTOCOL)
             pickle.dump(body, fh, protocol=pickle.HIGHEST_PROTOCOL)
             write_cold(fh)
+        if unpublished_in is not None:
+            kept = True
+            return tmp
         os.replace(tmp, path)
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        if not kept:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+    return None
+
+
+def publish(tmp: Path, path: Path) -> None:
+    """Put a cache file written with ``unpublished_in`` in its place."""
+    _ensure_directory(path.parent)
+    os.replace(tmp, path)
+
+
+def _ensure_directory(directory: Path) -> None:
+    if not directory.is_dir():
+        directory.mkdir()
+        (directory / ".gitignore").write_text("# the plan cache: never commit it\n*\n")
+
+
+TEMP_SUFFIX = ".tmp"
+STALE_TEMP_S = 3600  # a temp file this old is left from a killed run
+
+
+def sweep_temps(path: Path, directory: Path) -> None:
+    """Delete the temp files of ``path`` in ``directory`` that a killed run left (older
+    than an hour)."""
+    horizon = time.time() - STALE_TEMP_S
+    prefix = f".{path.name}."
+    with contextlib.suppress(OSError), os.scandir(directory) as it:
+        for entry in it:
+            if entry.name.startswith(prefix) and entry.name.endswith(TEMP_SUFFIX):
+                with contextlib.suppress(OSError):
+                    if entry.stat().st_mtime < horizon:
+                        os.unlink(entry.path)

@@ -137,8 +137,8 @@ class StateStore:
         self._mutex = threading.Lock()
         self.state: State | None = None
         self.pending_events = 0  # journaled events not yet folded into a snapshot
-        # (key, (state, pending events)): state_cache.prefetch
-        self._prefetched: tuple[Any, tuple[State, int]] | None = None
+        # (key, (state, pending events), read cache written, not yet published): prefetch
+        self._prefetched: tuple[Any, tuple[State, int], Path | None] | None = None
 
     # ----------------------------------------------------------------------- reading
 
@@ -258,6 +258,12 @@ class StateStore:
         from reconciler.adapters.state_cache import prefetch
 
         prefetch(self)
+
+    def discard_prefetch(self) -> None:
+        """Forget a ``prefetch`` no ``peek`` will use (the manifests were invalid, say)."""
+        from reconciler.adapters.state_cache import discard
+
+        discard(self)
 
     # ----------------------------------------------------------------------- writing
 

@@ -32,7 +32,9 @@ from reconciler.adapters.cachefile import (
     ColdSection,
     gc_paused,
     hash_key,
+    publish,
     stat_signature,
+    sweep_temps,
     unpickle_plain,
     write_cache_file,
 )
@@ -248,18 +250,26 @@ def _write(
     path: Path,
     key: tuple[Any, ...],
     layout: tuple[tuple[Any, ...], list[bytes]],
-) -> None:
-    """The key, then the layout's body, then its cold section."""
+    *,
+    unpublished_in: Path | None = None,
+) -> Path | None:
+    """The key, then the layout's body, then its cold section; with ``unpublished_in``
+    into a temp file there, which is returned (None if the write failed)."""
     body, pieces = layout
     with contextlib.suppress(OSError, pickle.PicklingError, ValueError, TypeError):
-        write_cache_file(path, key, body, lambda fh: fh.writelines(pieces))
+        sweep_temps(path, path.parent.parent)  # the prefetch's, from a killed run
+        return write_cache_file(
+            path, key, body, lambda fh: fh.writelines(pieces), unpublished_in=unpublished_in
+        )
+    return None
 
 
 def prefetch(store: StateStore) -> None:
     """Read the state now, for a ``peek`` to come (run while forked parsers load the
-    manifests), and write the read cache as ``peek`` would have: here its cost is shared
-    with the parsing instead of added after it. A failure is dropped here: ``peek`` reads
-    again and reports it."""
+    manifests), and write the read cache ``peek`` would write, here where its cost is shared
+    with the parsing -- into a temp file in ``state/`` that ``peek`` moves into
+    ``state/cache/``, or ``discard`` deletes: a plan that stops at invalid manifests leaves
+    ``state/`` as it was. A failure is dropped here: ``peek`` reads again and reports it."""
     path = store.dir / "cache" / CACHE_FILE
     key = _key(store)
     try:
@@ -267,25 +277,47 @@ def prefetch(store: StateStore) -> None:
             cached = _read(path, key) if _trusted(key) else None
             if cached is None:
                 state = store.load()
-                store._prefetched = (key, (state, store.pending_events))
+                store._prefetched = (key, (state, store.pending_events), None)
                 if _trusted(key) and _key(store) == key:  # what was read is what key says
                     with contextlib.suppress(Exception):  # a cache: never worth a failure
-                        _write(path, key, _layout(state, store.pending_events))
+                        written = _write(
+                            path,
+                            key,
+                            _layout(state, store.pending_events),
+                            unpublished_in=store.dir,
+                        )
+                        store._prefetched = (key, (state, store.pending_events), written)
             else:
-                store._prefetched = (key, cached)
+                store._prefetched = (key, cached, None)
     except Exception:  # reported by the peek that follows
-        store._prefetched = None
+        discard(store)
+
+
+def discard(store: StateStore) -> None:
+    """Drop what ``prefetch`` read, and the read cache it wrote and no ``peek`` published."""
+    early, store._prefetched = store._prefetched, None
+    if early is not None and early[2] is not None:
+        with contextlib.suppress(OSError):
+            os.unlink(early[2])
 
 
 def peek(store: StateStore) -> State:
     """``store.load()``, through the read cache when the state files are unchanged."""
     path = store.dir / "cache" / CACHE_FILE
     key = _key(store)
-    early, store._prefetched = store._prefetched, None
+    early = store._prefetched
     if early is not None and early[0] == key:  # prefetched, and nothing changed since
+        store._prefetched = None
         state, store.pending_events = early[1]
         store.state = state
+        if early[2] is not None:  # the read cache it wrote: now it may be used
+            try:
+                publish(early[2], path)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.unlink(early[2])
         return state
+    discard(store)
     if _trusted(key):
         with gc_paused():
             cached = _read(path, key)

@@ -55,7 +55,13 @@ def run(args: argparse.Namespace) -> int:
     common.print_endpoint(settings)
     store = StateStore(settings.state)
     # a cold load parses on every core; the state (and its read cache) meanwhile
-    loaded = common.load_valid(settings, skip_invalid=args.skip_invalid, alongside=store.prefetch)
+    try:
+        loaded = common.load_valid(
+            settings, skip_invalid=args.skip_invalid, alongside=store.prefetch
+        )
+    except BaseException:
+        store.discard_prefetch()  # invalid manifests (or Ctrl-C): state/ stays as it was
+        raise
     state = store.peek()
     options = common.plan_options(args)
     if args.skip_invalid and loaded.issues:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import pickle
+import time
 from pathlib import Path
 from typing import Any
 
@@ -166,10 +168,11 @@ def test_a_prefetch_writes_the_read_cache_and_the_peek_after_it_equals_load(
     expected = StateStore(store.dir).load().to_json()
     store.prefetch()
     path = store.dir / "cache" / CACHE_FILE
-    assert path.is_file()  # written meanwhile, as the peek would have
-    written = path.stat().st_mtime_ns
+    assert not path.parent.exists()  # written meanwhile, but not where a reader takes it
+    (written,) = store.dir.glob(f".{CACHE_FILE}.*.tmp")
     assert store.peek().to_json() == expected
-    assert path.stat().st_mtime_ns == written  # and not again by the peek
+    assert path.is_file() and not written.exists()  # the peek moved it into place
+    assert list(store.dir.rglob("*.tmp")) == []
     warm = StateStore(store.dir)
     warm.prefetch()  # now from that cache
     assert warm.peek().to_json() == expected
@@ -190,9 +193,29 @@ def test_a_state_changed_while_the_prefetch_reads_it_is_not_cached(
 
     monkeypatch.setattr(StateStore, "load", load_then_change)
     store.prefetch()
-    assert not (store.dir / "cache" / CACHE_FILE).exists()
+    assert not (store.dir / "cache").exists()
     monkeypatch.setattr(StateStore, "load", real)
     assert "a" not in store.peek().projects  # read again: the prefetched state is stale
+
+
+def test_a_discarded_prefetch_leaves_state_as_it_was(store: StateStore) -> None:
+    def files() -> list[tuple[str, int]]:
+        return sorted((str(p), p.stat().st_mtime_ns) for p in store.dir.rglob("*"))
+
+    before = files()
+    store.prefetch()
+    assert len(list(store.dir.glob(f".{CACHE_FILE}.*.tmp"))) == 1  # written meanwhile
+    store.discard_prefetch()  # what a plan of invalid manifests does: no peek follows
+    assert files() == before
+
+
+def test_temp_files_of_killed_runs_are_swept_when_an_hour_old(store: StateStore) -> None:
+    old, fresh = store.dir / f".{CACHE_FILE}.1.aa.tmp", store.dir / f".{CACHE_FILE}.2.bb.tmp"
+    for leftover in (old, fresh):
+        leftover.write_bytes(b"half")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    store.peek()
+    assert not old.exists() and fresh.exists()
 
 
 def test_a_state_changed_after_the_prefetch_is_read_again(store: StateStore) -> None:

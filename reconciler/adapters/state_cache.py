@@ -79,7 +79,7 @@ class LazyEntry(dict[str, Any]):
         super().__init__(eager)
         self._order = order
         self._blob: bytes | tuple[Any, ...] | None = blob
-        self._cold: ColdSection | None = None
+        self._cold: _Cold | None = None
         self.hash_key = hash_key
 
     def _fill(self) -> None:
@@ -185,19 +185,39 @@ def _read(path: Path, key: tuple[Any, ...]) -> tuple[State, int] | None:
             if type(size) is not int or os.fstat(fh.fileno()).st_size != base + size:
                 return None  # truncated, or something appended
             cold = ColdSection(os.dup(fh.fileno()), base, size)
-        new, update, lazy = LazyEntry.__new__, dict.update, LazyEntry
-        projects: dict[str, dict[str, Any]] = {}
-        for name, row in rows.items():
-            if row[1]:  # some keys deferred: see LazyEntry (built without its __init__)
-                entry = new(lazy)
-                update(entry, row[0])
-                entry._order, entry._blob, entry._cold, entry.hash_key = row[1], row, cold, row[4]
-                projects[name] = entry
-            else:
-                projects[name] = row[0]
-        return State(lineage, serial, canonical_version, projects), int(pending)
+        return State(lineage, serial, canonical_version, _projects(rows, cold)), int(pending)
     except Exception:  # missing, corrupt, foreign: read state.json instead
         return None
+
+
+def _projects(rows: dict[str, tuple[Any, ...]], cold: _Cold) -> dict[str, dict[str, Any]]:
+    """The entries of a cache body's rows, their deferred parts read from ``cold``."""
+    new, update, lazy = LazyEntry.__new__, dict.update, LazyEntry
+    projects: dict[str, dict[str, Any]] = {}
+    for name, row in rows.items():
+        if row[1]:  # some keys deferred: see LazyEntry (built without its __init__)
+            entry = new(lazy)
+            update(entry, row[0])
+            entry._order, entry._blob, entry._cold, entry.hash_key = row[1], row, cold, row[4]
+            projects[name] = entry
+        else:
+            projects[name] = row[0]
+    return projects
+
+
+class _Written:
+    """A cold section just laid out, read from memory as ``ColdSection`` reads the file."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        self.data = b"".join(pieces)
+
+    def read(self, offset: int, length: int) -> bytes:
+        return self.data[offset : offset + length]
+
+
+_Cold = ColdSection | _Written
 
 
 def _row(
@@ -280,13 +300,16 @@ def prefetch(store: StateStore) -> None:
                 store._prefetched = (key, (state, store.pending_events), None)
                 if _trusted(key) and _key(store) == key:  # what was read is what key says
                     with contextlib.suppress(Exception):  # a cache: never worth a failure
-                        written = _write(
-                            path,
-                            key,
-                            _layout(state, store.pending_events),
-                            unpublished_in=store.dir,
-                        )
+                        layout = _layout(state, store.pending_events)
+                        written = _write(path, key, layout, unpublished_in=store.dir)
                         store._prefetched = (key, (state, store.pending_events), written)
+                        # and the state as a peek will read it from that cache: the planner
+                        # compares one hash key per project, and the full entries go now
+                        body, pieces = layout
+                        lineage, serial, version, pending, rows, _ = body
+                        state = State(lineage, serial, version, _projects(rows, _Written(pieces)))
+                        store.state = state
+                        store._prefetched = (key, (state, pending), written)
             else:
                 store._prefetched = (key, cached, None)
     except Exception:  # reported by the peek that follows

@@ -170,7 +170,10 @@ def test_a_prefetch_writes_the_read_cache_and_the_peek_after_it_equals_load(
     path = store.dir / "cache" / CACHE_FILE
     assert not path.parent.exists()  # written meanwhile, but not where a reader takes it
     (written,) = store.dir.glob(f".{CACHE_FILE}.*.tmp")
-    assert store.peek().to_json() == expected
+    peeked = store.peek()
+    assert isinstance(peeked.projects["a"], LazyEntry)  # as read from that cache ...
+    assert peeked.projects["a"].hash_key is not None  # (the planner's one comparison)
+    assert peeked.to_json() == expected  # ... and equal to what load gives
     assert path.is_file() and not written.exists()  # the peek moved it into place
     assert list(store.dir.rglob("*.tmp")) == []
     warm = StateStore(store.dir)

@@ -1,7 +1,8 @@
-"""The ``reconciler/v1`` EditingProject manifest: pydantic models, checks and the JSON Schema.
+"""The ``reconciler/v1`` EditingProject manifest: its models, checks and the JSON Schema.
 
-Pure: no files, clock or environment. The models validate plain JSON data and describe it for
-editors; the data handed on (``Manifest.spec``) is always the original mapping, never a dump.
+Pure: no files, clock or environment. The models (pydantic-validated TypedDicts) validate
+plain JSON data and describe it for editors; the data handed on (``Manifest.spec``) is always
+the original mapping, never what validation returns.
 """
 
 from __future__ import annotations
@@ -9,19 +10,20 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Required
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, ConfigDict, Field, TypeAdapter, ValidationError, with_config
 from pydantic_core import ErrorDetails, PydanticCustomError
+from typing_extensions import TypedDict
 
 from reconciler.core.timeline import (
     Loc,
     MediaMetadata,
     Problem,
     ProduceConfig,
+    SizedUserData,
     Timeline,
-    Unset,
-    UserData,
+    time_order,
     timeline_checks,
 )
 
@@ -61,66 +63,70 @@ class Manifest:
         return f"{KIND}/{self.name}"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+# TypedDicts, as in ``timeline``: a field may be left out unless ``Required``; null is a
+# type error ("has no value"); unknown keys are errors here (``extra="forbid"``).
+_STRICT = ConfigDict(extra="forbid", strict=True)
 
 
-class Metadata(_Strict):
-    name: str = Field(max_length=128, pattern=NAME_PATTERN, description="unique project name")
-    labels: Unset[dict[str, str]] = Field(
-        default=None, description="for selection; never sent to VOD"
-    )
-    annotations: Unset[dict[str, str]] = Field(default=None, description="free-form; never sent")
+@with_config(_STRICT)
+class Metadata(TypedDict, total=False):
+    name: Required[
+        Annotated[
+            str, Field(max_length=128, pattern=NAME_PATTERN, description="unique project name")
+        ]
+    ]
+    labels: Annotated[dict[str, str], Field(description="for selection; never sent to VOD")]
+    annotations: Annotated[dict[str, str], Field(description="free-form; never sent")]
 
 
-class Spec(_Strict):
-    model_config = ConfigDict(
+def _title(value: str) -> str:
+    if not value.strip():
+        raise PydanticCustomError("empty_title", "'title' is empty: give the project a title")
+    return value
+
+
+def _timeline_file(value: str) -> str:
+    if value.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:[\\/]", value):
+        raise PydanticCustomError(
+            "absolute_timeline_file",
+            "timelineFile {path} is absolute: write it relative to this manifest",
+            {"path": repr(value)},
+        )
+    if not value.lower().endswith((".json", ".yaml", ".yml")):
+        raise PydanticCustomError(
+            "timeline_file_type",
+            "timelineFile {path} must name a .json, .yaml or .yml file",
+            {"path": repr(value)},
+        )
+    return value
+
+
+@with_config(
+    ConfigDict(
         extra="forbid",
         strict=True,
         json_schema_extra={"oneOf": [{"required": ["timeline"]}, {"required": ["timelineFile"]}]},
     )
-
-    projectId: Unset[str] = Field(default=None, min_length=1, description="adopt this VOD project")
-    title: str = Field(description="project title")
-    description: Unset[str] = Field(default=None)
-    coverURL: Unset[str] = Field(default=None)
-    timeline: Unset[Timeline] = Field(default=None, description="the VOD Timeline (VOD's own keys)")
-    timelineFile: Unset[str] = Field(
-        default=None, min_length=1, description=".json/.yaml Timeline, relative to this file"
-    )
-    produceConfig: Unset[ProduceConfig] = Field(default=None)
-    mediaMetadata: Unset[MediaMetadata] = Field(default=None)
-    userData: Unset[UserData] = Field(default=None)
-
-    @field_validator("title")
-    @classmethod
-    def _title(cls, value: str) -> str:
-        if not value.strip():
-            raise PydanticCustomError("empty_title", "'title' is empty: give the project a title")
-        return value
-
-    @field_validator("timelineFile")
-    @classmethod
-    def _timeline_file(cls, value: str) -> str:
-        if value.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:[\\/]", value):
-            raise PydanticCustomError(
-                "absolute_timeline_file",
-                "timelineFile {path} is absolute: write it relative to this manifest",
-                {"path": repr(value)},
-            )
-        if not value.lower().endswith((".json", ".yaml", ".yml")):
-            raise PydanticCustomError(
-                "timeline_file_type",
-                "timelineFile {path} must name a .json, .yaml or .yml file",
-                {"path": repr(value)},
-            )
-        return value
+)
+class Spec(TypedDict, total=False):
+    projectId: Annotated[str, Field(min_length=1, description="adopt this VOD project")]
+    title: Required[Annotated[str, AfterValidator(_title), Field(description="project title")]]
+    description: str
+    coverURL: str
+    timeline: Annotated[Timeline, Field(description="the VOD Timeline (VOD's own keys)")]
+    timelineFile: Annotated[
+        str,
+        Field(min_length=1, description=".json/.yaml Timeline, relative to this file"),
+        AfterValidator(_timeline_file),
+    ]
+    produceConfig: ProduceConfig
+    mediaMetadata: MediaMetadata
+    userData: SizedUserData
 
 
-class EditingProjectDocument(_Strict):
+@with_config(ConfigDict(extra="forbid", strict=True, title="reconciler EditingProject"))
+class EditingProjectDocument(TypedDict):
     """A reconciler/v1 EditingProject manifest: one VOD online-editing project (product.md §2)."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, title="reconciler EditingProject")
 
     apiVersion: Literal["reconciler/v1"]
     kind: Literal["EditingProject"]
@@ -128,10 +134,13 @@ class EditingProjectDocument(_Strict):
     spec: Spec
 
 
+_DOCUMENT = TypeAdapter(EditingProjectDocument)
+_TIMELINE = TypeAdapter(Timeline)
+
 _SECTIONS: dict[Loc, tuple[str, ...]] = {
-    (): tuple(EditingProjectDocument.model_fields),
-    ("metadata",): tuple(Metadata.model_fields),
-    ("spec",): tuple(Spec.model_fields),
+    (): tuple(EditingProjectDocument.__annotations__),
+    ("metadata",): tuple(Metadata.__annotations__),
+    ("spec",): tuple(Spec.__annotations__),
 }
 _MISSING_HINT = {
     "apiVersion": f"add `apiVersion: {API_VERSION}`",
@@ -229,9 +238,9 @@ def _message(err: ErrorDetails, loc: Loc, root: str) -> str:
     return err["msg"]
 
 
-def _validate(model: type[BaseModel], data: object, prefix: Loc, root: str) -> list[Problem]:
+def _validate(model: TypeAdapter[Any], data: object, prefix: Loc, root: str) -> list[Problem]:
     try:
-        model.model_validate(data)
+        model.validate_python(data)
     except ValidationError as exc:
         problems = []
         for err in exc.errors(include_url=False):
@@ -245,8 +254,9 @@ def _validate(model: type[BaseModel], data: object, prefix: Loc, root: str) -> l
 
 def check_timeline(data: object, prefix: Loc = ("spec", "timeline")) -> list[Problem]:
     """Every problem in one Timeline; ``loc`` starts with ``prefix``."""
-    problems = _validate(Timeline, data, prefix, "timeline")
-    problems += [Problem((*prefix, *p.loc), p.message, p.on_key) for p in timeline_checks(data)]
+    problems = _validate(_TIMELINE, data, prefix, "timeline")
+    checked = [*time_order(data), *timeline_checks(data)]
+    problems += [Problem((*prefix, *p.loc), p.message, p.on_key) for p in checked]
     return problems
 
 
@@ -260,9 +270,13 @@ def check_document(data: object) -> list[Problem]:
                 f"spec, not {_kind_of(data)}",
             )
         ]
-    problems = _validate(EditingProjectDocument, data, (), "document")
+    problems = _validate(_DOCUMENT, data, (), "document")
     spec = data.get("spec")
     if isinstance(spec, dict):
+        problems += [
+            Problem(("spec", "timeline", *p.loc), p.message, p.on_key)
+            for p in time_order(spec.get("timeline"))
+        ]
         if "timeline" in spec and "timelineFile" in spec:
             problems.append(
                 Problem(
@@ -308,7 +322,7 @@ def _tidy(node: Any) -> None:
 
 def manifest_json_schema() -> dict[str, Any]:
     """JSON Schema (draft 2020-12) of one manifest document, for editors and CI."""
-    schema = EditingProjectDocument.model_json_schema()
+    schema = _DOCUMENT.json_schema()
     _tidy(schema)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",

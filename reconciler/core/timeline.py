@@ -8,19 +8,13 @@ track-count limits of §1.4 and the size limits of §3.4/§3.5. Every other key 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Required
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, with_config
 from pydantic_core import PydanticCustomError
+from typing_extensions import TypedDict
 
 MAX_TRACKS = 100  # per kind, vod-api.md §1.4: video, image and subtitle tracks
 USER_DATA_LIMIT = 256  # characters of compact JSON; stay under it (vod-api.md §3.5)
@@ -37,18 +31,13 @@ class Problem:
     on_key: bool = False
 
 
-_T = TypeVar("_T")
+# The models are TypedDicts, not BaseModels: validating one builds no object per clip and
+# track (model instances were most of a manifest's validation time), and the data handed on
+# is always the original mapping anyway. Every field may be left out, except where
+# ``Required``; an explicit null (``In:`` with nothing after it) is a type error, which
+# ``models._message`` words as "has no value" rather than sending it to VOD.
+_PASS_THROUGH = ConfigDict(extra="allow", strict=True)  # VOD's own keys: unknown ones pass
 
-
-def _not_null(value: Any) -> Any:
-    if value is None:
-        raise PydanticCustomError("null_value", "no value")
-    return value
-
-
-# An optional field: it may be left out, but an explicit null (``In:`` with nothing after it)
-# is reported rather than sent to VOD.
-Unset = Annotated[_T | None, BeforeValidator(_not_null)]
 
 # A time in seconds. ``strict`` keeps "5" (a string) and booleans out; ints are fine.
 Seconds = Annotated[float, Field(ge=0, strict=True, allow_inf_nan=False)]
@@ -58,90 +47,70 @@ def _num(value: float) -> str:
     return str(int(value)) if value.is_integer() else repr(value)
 
 
-class _PassThrough(BaseModel):
-    # The models only validate; the data handed on is always the original mapping, never a dump.
-    model_config = ConfigDict(extra="allow", strict=True)
-
-
-class Clip(_PassThrough):
+@with_config(_PASS_THROUGH)
+class Clip(TypedDict, total=False):
     """Any track clip: the times it may carry, in seconds."""
 
-    In: Unset[Seconds] = Field(default=None, description="start inside the source, seconds")
-    Out: Unset[Seconds] = Field(default=None, description="end inside the source, seconds")
-    TimelineIn: Unset[Seconds] = Field(default=None, description="start on the output, seconds")
-    TimelineOut: Unset[Seconds] = Field(default=None, description="end on the output, seconds")
-    Duration: Unset[Seconds] = Field(default=None, description="duration, seconds")
-
-    @field_validator("Out")
-    @classmethod
-    def _out_after_in(cls, value: float, info: ValidationInfo) -> float:
-        start = info.data.get("In")
-        if start is not None and value <= start:
-            raise PydanticCustomError(
-                "time_order",
-                "Out ({out}) must be greater than In ({start}): swap them or fix the trim",
-                {"out": _num(value), "start": _num(start)},
-            )
-        return value
-
-    @field_validator("TimelineOut")
-    @classmethod
-    def _timeline_out_after_in(cls, value: float, info: ValidationInfo) -> float:
-        start = info.data.get("TimelineIn")
-        if start is not None and value <= start:
-            raise PydanticCustomError(
-                "time_order",
-                "TimelineOut ({out}) must be greater than TimelineIn ({start}): "
-                "swap them or fix the placement",
-                {"out": _num(value), "start": _num(start)},
-            )
-        return value
+    In: Annotated[Seconds, Field(description="start inside the source, seconds")]
+    Out: Annotated[Seconds, Field(description="end inside the source, seconds")]
+    TimelineIn: Annotated[Seconds, Field(description="start on the output, seconds")]
+    TimelineOut: Annotated[Seconds, Field(description="end on the output, seconds")]
+    Duration: Annotated[Seconds, Field(description="duration, seconds")]
 
 
-class VideoTrackClip(Clip):
+def _media_id(value: str) -> str:
+    if not value.strip():
+        raise PydanticCustomError(
+            "empty_media_id", "'MediaId' is empty: set it to the VOD media ID of the source"
+        )
+    return value
+
+
+@with_config(_PASS_THROUGH)
+class VideoTrackClip(Clip, total=False):
     """A video clip: VOD rejects a clip without a valid MediaId (vod-api.md §1.2)."""
 
-    MediaId: str = Field(description="the VOD media ID of the source")
-
-    @field_validator("MediaId")
-    @classmethod
-    def _media_id(cls, value: str) -> str:
-        if not value.strip():
-            raise PydanticCustomError(
-                "empty_media_id", "'MediaId' is empty: set it to the VOD media ID of the source"
-            )
-        return value
+    MediaId: Required[
+        Annotated[
+            str, AfterValidator(_media_id), Field(description="the VOD media ID of the source")
+        ]
+    ]
 
 
-class VideoTrack(_PassThrough):
-    VideoTrackClips: Unset[list[VideoTrackClip]] = Field(default=None)
+@with_config(_PASS_THROUGH)
+class VideoTrack(TypedDict, total=False):
+    VideoTrackClips: list[VideoTrackClip]
 
 
-class AudioTrack(_PassThrough):
-    AudioTrackClips: Unset[list[Clip]] = Field(default=None)
+@with_config(_PASS_THROUGH)
+class AudioTrack(TypedDict, total=False):
+    AudioTrackClips: list[Clip]
 
 
-class ImageTrack(_PassThrough):
-    ImageTrackClips: Unset[list[Clip]] = Field(default=None)
+@with_config(_PASS_THROUGH)
+class ImageTrack(TypedDict, total=False):
+    ImageTrackClips: list[Clip]
 
 
-class SubtitleTrack(_PassThrough):
-    SubtitleTrackClips: Unset[list[Clip]] = Field(default=None)
+@with_config(_PASS_THROUGH)
+class SubtitleTrack(TypedDict, total=False):
+    SubtitleTrackClips: list[Clip]
 
 
-class EffectTrack(_PassThrough):
+@with_config(_PASS_THROUGH)
+class EffectTrack(TypedDict, total=False):
     # Effect tracks are an IMS feature whose VOD shape is unconfirmed: only "objects in a list".
-    EffectTrackItems: Unset[list[dict[str, Any]]] = Field(default=None)
+    EffectTrackItems: list[dict[str, Any]]
 
 
-def _max_tracks(what: str) -> Any:
-    return Field(default=None, json_schema_extra={"maxItems": MAX_TRACKS}, description=what)
+def _tracks(what: str, *, limited: bool = True) -> Any:
+    if limited:
+        return Field(json_schema_extra={"maxItems": MAX_TRACKS}, description=what)
+    return Field(description=what)
 
 
-class Timeline(_PassThrough):
-    """The Timeline handed to ProduceEditingProjectVideo; keys are VOD's own."""
-
-    model_config = ConfigDict(
+@with_config(
+    ConfigDict(
         extra="allow",
         strict=True,
         json_schema_extra={
@@ -151,12 +120,15 @@ class Timeline(_PassThrough):
             ]
         },
     )
+)
+class Timeline(TypedDict, total=False):
+    """The Timeline handed to ProduceEditingProjectVideo; keys are VOD's own."""
 
-    VideoTracks: Unset[list[VideoTrack]] = _max_tracks("video tracks (at most 100)")
-    AudioTracks: Unset[list[AudioTrack]] = Field(default=None, description="audio tracks")
-    SubtitleTracks: Unset[list[SubtitleTrack]] = _max_tracks("subtitle tracks (at most 100)")
-    ImageTracks: Unset[list[ImageTrack]] = _max_tracks("legacy image tracks (at most 100)")
-    EffectTracks: Unset[list[EffectTrack]] = Field(default=None, description="effect tracks")
+    VideoTracks: Annotated[list[VideoTrack], _tracks("video tracks (at most 100)")]
+    AudioTracks: Annotated[list[AudioTrack], _tracks("audio tracks", limited=False)]
+    SubtitleTracks: Annotated[list[SubtitleTrack], _tracks("subtitle tracks (at most 100)")]
+    ImageTracks: Annotated[list[ImageTrack], _tracks("legacy image tracks (at most 100)")]
+    EffectTracks: Annotated[list[EffectTrack], _tracks("effect tracks", limited=False)]
 
 
 def _utf8_at_most(field: str, limit: int, value: str) -> str:
@@ -170,58 +142,70 @@ def _utf8_at_most(field: str, limit: int, value: str) -> str:
     return value
 
 
-class MediaMetadata(_PassThrough):
+def _title_bytes(value: str) -> str:
+    return _utf8_at_most("Title", 128, value)
+
+
+def _description_bytes(value: str) -> str:
+    return _utf8_at_most("Description", 1024, value)
+
+
+def _tags(value: str) -> str:
+    tags = value.split(",")
+    if len(tags) > 16:
+        raise PydanticCustomError(
+            "too_many_tags", "'Tags' has {n} tags; VOD allows at most 16", {"n": len(tags)}
+        )
+    for tag in tags:
+        _utf8_at_most(f"tag {tag!r}", 32, tag)
+    return value
+
+
+@with_config(_PASS_THROUGH)
+class MediaMetadata(TypedDict, total=False):
     """Metadata of the produced video (vod-api.md §3.4); other keys pass through."""
 
-    Title: Unset[str] = Field(default=None, description="at most 128 bytes of UTF-8")
-    Description: Unset[str] = Field(default=None, description="at most 1024 bytes of UTF-8")
-    Tags: Unset[str] = Field(
-        default=None, description="comma-separated, at most 16 tags of 32 bytes"
-    )
-
-    @field_validator("Title")
-    @classmethod
-    def _title(cls, value: str) -> str:
-        return _utf8_at_most("Title", 128, value)
-
-    @field_validator("Description")
-    @classmethod
-    def _description(cls, value: str) -> str:
-        return _utf8_at_most("Description", 1024, value)
-
-    @field_validator("Tags")
-    @classmethod
-    def _tags(cls, value: str) -> str:
-        tags = value.split(",")
-        if len(tags) > 16:
-            raise PydanticCustomError(
-                "too_many_tags", "'Tags' has {n} tags; VOD allows at most 16", {"n": len(tags)}
-            )
-        for tag in tags:
-            _utf8_at_most(f"tag {tag!r}", 32, tag)
-        return value
+    Title: Annotated[
+        str,
+        AfterValidator(_title_bytes),
+        Field(description="at most 128 bytes of UTF-8"),
+    ]
+    Description: Annotated[
+        str,
+        AfterValidator(_description_bytes),
+        Field(description="at most 1024 bytes of UTF-8"),
+    ]
+    Tags: Annotated[
+        str,
+        AfterValidator(_tags),
+        Field(description="comma-separated, at most 16 tags of 32 bytes"),
+    ]
 
 
-class ProduceConfig(_PassThrough):
+@with_config(_PASS_THROUGH)
+class ProduceConfig(TypedDict, total=False):
     """Production settings (vod-api.md §3.3): VOD's own keys, passed through."""
 
 
-class UserData(_PassThrough):
+@with_config(_PASS_THROUGH)
+class UserData(TypedDict, total=False):
     """Callback and pass-back data (vod-api.md §3.5): VOD's own keys, size-limited."""
 
-    @model_validator(mode="before")
-    @classmethod
-    def _size(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            size = len(json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str))
-            if size >= USER_DATA_LIMIT:
-                raise PydanticCustomError(
-                    "user_data_too_long",
-                    "userData is {size} characters as compact JSON; VOD takes under {limit}: "
-                    "shorten Extend or drop keys",
-                    {"size": size, "limit": USER_DATA_LIMIT},
-                )
-        return data
+
+def _user_data_size(data: Any) -> Any:
+    if isinstance(data, dict):
+        size = len(json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str))
+        if size >= USER_DATA_LIMIT:
+            raise PydanticCustomError(
+                "user_data_too_long",
+                "userData is {size} characters as compact JSON; VOD takes under {limit}: "
+                "shorten Extend or drop keys",
+                {"size": size, "limit": USER_DATA_LIMIT},
+            )
+    return data
+
+
+SizedUserData = Annotated[UserData, BeforeValidator(_user_data_size)]  # as a spec holds it
 
 
 _LIMITED = (
@@ -253,4 +237,65 @@ def timeline_checks(data: object) -> list[Problem]:
         problems.append(
             Problem((), "the timeline has no tracks: add VideoTracks or AudioTracks with a clip")
         )
+    return problems
+
+
+_CLIPS = (
+    ("VideoTracks", "VideoTrackClips"),
+    ("AudioTracks", "AudioTrackClips"),
+    ("SubtitleTracks", "SubtitleTrackClips"),
+    ("ImageTracks", "ImageTrackClips"),
+)
+_ORDER = (
+    ("In", "Out", "Out ({out}) must be greater than In ({start}): swap them or fix the trim"),
+    (
+        "TimelineIn",
+        "TimelineOut",
+        "TimelineOut ({out}) must be greater than TimelineIn ({start}): "
+        "swap them or fix the placement",
+    ),
+)
+
+
+_NUMBER = (int, float)
+
+
+def _seconds(value: object) -> float | None:
+    """``value`` as the model's ``Seconds`` reads it, or None where it reports a problem."""
+    if type(value) is int:
+        try:
+            value = float(value)
+        except OverflowError:
+            return None
+    if type(value) is not float or not math.isfinite(value) or value < 0:
+        return None
+    return value
+
+
+def time_order(data: object) -> list[Problem]:
+    """``Out`` after ``In``, ``TimelineOut`` after ``TimelineIn``, in every clip where both
+    are valid times (a wrong one is the model's to report); ``loc`` relative to the Timeline.
+
+    Part of the model's checks, wherever a Timeline is validated, but kept out of pydantic:
+    a validator there would cost a Python call per clip and build each clip's dict."""
+    if not isinstance(data, dict):
+        return []
+    problems = []
+    for tracks_key, clips_key in _CLIPS:
+        tracks = data.get(tracks_key)
+        for i, track in enumerate(tracks if type(tracks) is list else ()):
+            clips = track.get(clips_key) if type(track) is dict else None
+            for j, clip in enumerate(clips if type(clips) is list else ()):
+                if type(clip) is not dict:
+                    continue
+                for start_key, end_key, message in _ORDER:
+                    start, end = clip.get(start_key), clip.get(end_key)
+                    if start is None or end is None:
+                        continue
+                    if type(start) in _NUMBER and type(end) in _NUMBER and end > start:
+                        continue  # in order (the usual case), whatever else is wrong
+                    start, end = _seconds(start), _seconds(end)
+                    if start is not None and end is not None and end <= start:
+                        text = message.format(out=_num(end), start=_num(start))
+                        problems.append(Problem((tracks_key, i, clips_key, j, end_key), text))
     return problems

@@ -89,23 +89,22 @@ def test_every_problem_is_reported_with_its_location() -> None:
             },
         },
     }
-    assert messages(data) == [
+    assert sorted(messages(data)) == [  # in no promised order: the CLI sorts by position
         ("apiVersion", "'apiVersion' must be 'reconciler/v1', not a string ('reconciler/v2')"),
         ("kind", "'kind' is required: add `kind: EditingProject`"),
+        ("metadata.nam", "unknown field 'nam': did you mean 'name'?"),
         (
             "metadata.name",
             "name 'Promo' is not valid: use lowercase letters, digits, '-', '.' and '_', "
             "starting and ending with a letter or digit: try 'promo'",
         ),
-        ("metadata.nam", "unknown field 'nam': did you mean 'name'?"),
-        ("spec.title", "'title' is required: add a title for the project"),
-        (
-            "spec.timeline.VideoTracks[0].VideoTrackClips[0].Out",
-            "Out (3) must be greater than In (5): swap them or fix the trim",
-        ),
         (
             "spec.timeline.VideoTracks[0].VideoTrackClips[0].MediaId",
             "'MediaId' is empty: set it to the VOD media ID of the source",
+        ),
+        (
+            "spec.timeline.VideoTracks[0].VideoTrackClips[0].Out",
+            "Out (3) must be greater than In (5): swap them or fix the trim",
         ),
         (
             "spec.timeline.VideoTracks[0].VideoTrackClips[1].In",
@@ -115,6 +114,7 @@ def test_every_problem_is_reported_with_its_location() -> None:
             "spec.timeline.VideoTracks[0].VideoTrackClips[1].MediaId",
             "'MediaId' is required: every video clip needs the VOD media ID of its source",
         ),
+        ("spec.title", "'title' is required: add a title for the project"),
         ("spec.tittle", "unknown field 'tittle': did you mean 'title'?"),
     ]
 
@@ -171,6 +171,15 @@ def test_document_must_be_a_mapping() -> None:
         ({"MediaId": "m", "In": None}, ["'In' has no value: write one after 'In:' or delete"]),
         ({"MediaId": "  "}, ["'MediaId' is empty: set it to the VOD media ID of the source"]),
         ({"MediaId": 7}, ["'MediaId' must be a string, not a number (7): quote it"]),
+        # the order is checked only between two valid times (a wrong one is reported alone)
+        ({"MediaId": "m", "In": True, "Out": 0}, ["'In' must be a number of seconds, not a b"]),
+        ({"MediaId": "m", "In": 5, "Out": float("nan")}, ["'Out' must be a finite number"]),
+        ({"MediaId": "m", "In": float("inf"), "Out": 1}, ["'In' must be a finite number"]),
+        ({"MediaId": "m", "In": -1, "Out": -2}, ["'In' must be 0 or more", "'Out' must be 0 or"]),
+        ({"MediaId": "m", "In": "9", "Out": 1}, ["'In' must be a number of seconds, not a str"]),
+        ({"MediaId": "m", "In": 10**400, "Out": 1}, ["'In' must be a number of seconds, not a"]),
+        ({"MediaId": "m", "In": 2, "Out": 10**400}, ["'Out' must be a number of seconds, not"]),
+        ({"MediaId": "m", "In": 3, "Out": 10**20}, []),
     ],
 )
 def test_clip_rules(fields: dict[str, Any], expected: list[str]) -> None:
@@ -180,9 +189,28 @@ def test_clip_rules(fields: dict[str, Any], expected: list[str]) -> None:
         assert message.startswith(start)
 
 
+@pytest.mark.parametrize(
+    ("tracks", "clips"),
+    [
+        ("VideoTracks", "VideoTrackClips"),
+        ("AudioTracks", "AudioTrackClips"),
+        ("SubtitleTracks", "SubtitleTrackClips"),
+        ("ImageTracks", "ImageTrackClips"),
+    ],
+)
+def test_time_order_in_every_kind_of_clip(tracks: str, clips: str) -> None:
+    bad = [{"MediaId": "m", "In": 1, "Out": 2}, {"MediaId": "m", "TimelineIn": 4, "TimelineOut": 3}]
+    timeline = {"VideoTracks": [{"VideoTrackClips": [{"MediaId": "m"}]}], tracks: [{clips: bad}]}
+    expected = [((tracks, 0, clips, 1, "TimelineOut"), "TimelineOut (3) must be greater than ")]
+    got = [(p.loc[2:], p.message) for p in check_timeline(timeline)]
+    assert [(loc, message[: len(expected[0][1])]) for loc, message in got] == expected
+    both = doc(timeline=timeline, timelineFile="t.json")  # reported beside that problem too
+    assert any(p.loc[-1] == "TimelineOut" for p in check_document(both))
+
+
 def test_clip_problem_locations() -> None:
     problems = check_document(clip(MediaId="m", In=5, Out=3, TimelineIn=-1))
-    assert [p.loc for p in problems] == [(*CLIP, "Out"), (*CLIP, "TimelineIn")]
+    assert sorted(p.loc for p in problems) == [(*CLIP, "Out"), (*CLIP, "TimelineIn")]
 
 
 @pytest.mark.parametrize("kind", ["VideoTracks", "SubtitleTracks", "ImageTracks"])

@@ -87,6 +87,9 @@ def _digest_canonical(value: Any) -> str:
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
+_EMPTY_DIGEST = _digest_canonical({})
+
+
 def _subset(spec: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     return {k: spec[k] for k in keys if spec.get(k) is not None}
 
@@ -164,10 +167,11 @@ def spec_digest(spec: dict[str, Any], *, canonical: bool = False) -> SpecDigest:
     applied = _subset(spec, keys)
     if not canonical:
         applied = _integral_to_int(applied)
+    userdata = _subset(applied, USERDATA_KEYS)
     hashes = SpecHashes(
         render=_digest_canonical(_subset(applied, RENDER_KEYS)),
         metadata=_digest_canonical(_subset(applied, METADATA_KEYS)),
-        userdata=_digest_canonical(_subset(applied, USERDATA_KEYS)),
+        userdata=_digest_canonical(userdata) if userdata else _EMPTY_DIGEST,  # the usual case
     )
     project_id = applied.get("projectId")
     return SpecDigest(hashes, project_id if isinstance(project_id, str) else None)

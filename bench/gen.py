@@ -177,6 +177,14 @@ class Catalogue:
         for file in sorted({p.file for p in members}):
             self._write_file(file, touched=names)
 
+    def revert(self, members: list[Project]) -> None:
+        """Undo every ``edit`` of ``members``: their files as ``write`` wrote them."""
+        for p in members:
+            self.generation[p.name] = 0
+        names = {p.name for p in members}
+        for file in sorted({p.file for p in members}):
+            self._write_file(file, touched=names)
+
     def _write_file(self, file: str, touched: set[str]) -> None:
         docs = []
         for p in self._by_file[file]:

@@ -33,6 +33,8 @@ __all__ = [
 ]
 
 RACY_NS = 2_000_000_000  # coarser than any common file system's timestamp granularity
+TEMP_SUFFIX = ".tmp"  # a cache file being written: ".<name>.<pid>.<random>.tmp"
+STALE_TEMP_S = 3600  # a temp file this old is left from a killed run
 
 Sig = tuple[int, int, int, int, int, int]  # mode, size, mtime_ns, ctime_ns, inode, device
 
@@ -212,10 +214,6 @@ def _ensure_directory(directory: Path) -> None:
     if not directory.is_dir():
         directory.mkdir()
         (directory / ".gitignore").write_text("# the plan cache: never commit it\n*\n")
-
-
-TEMP_SUFFIX = ".tmp"
-STALE_TEMP_S = 3600  # a temp file this old is left from a killed run
 
 
 def sweep_temps(path: Path, directory: Path) -> None:

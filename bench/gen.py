@@ -173,14 +173,15 @@ class Catalogue:
         """Change the Timeline of ``members`` (one clip's ``Out`` grows by a second)."""
         for p in members:
             self.generation[p.name] += 1
-        names = {p.name for p in members}
-        for file in sorted({p.file for p in members}):
-            self._write_file(file, touched=names)
+        self._rewrite(members)
 
     def revert(self, members: list[Project]) -> None:
         """Undo every ``edit`` of ``members``: their files as ``write`` wrote them."""
         for p in members:
             self.generation[p.name] = 0
+        self._rewrite(members)
+
+    def _rewrite(self, members: list[Project]) -> None:
         names = {p.name for p in members}
         for file in sorted({p.file for p in members}):
             self._write_file(file, touched=names)

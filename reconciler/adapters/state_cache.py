@@ -296,17 +296,16 @@ def prefetch(store: StateStore) -> None:
         with gc_paused():
             cached = _read(path, key) if _trusted(key) else None
             if cached is None:
-                state = store.load()
-                store._prefetched = (key, (state, store.pending_events), None)
+                state, pending = store.load(), store.pending_events
+                store._prefetched = (key, (state, pending), None)
                 if _trusted(key) and _key(store) == key:  # what was read is what key says
                     with contextlib.suppress(Exception):  # a cache: never worth a failure
-                        layout = _layout(state, store.pending_events)
+                        layout = _layout(state, pending)
                         written = _write(path, key, layout, unpublished_in=store.dir)
-                        store._prefetched = (key, (state, store.pending_events), written)
+                        store._prefetched = (key, (state, pending), written)  # for discard()
                         # and the state as a peek will read it from that cache: the planner
                         # compares one hash key per project, and the full entries go now
-                        body, pieces = layout
-                        lineage, serial, version, pending, rows, _ = body
+                        (lineage, serial, version, _, rows, _), pieces = layout
                         state = State(lineage, serial, version, _projects(rows, _Written(pieces)))
                         store.state = state
                         store._prefetched = (key, (state, pending), written)

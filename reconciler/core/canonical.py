@@ -83,11 +83,13 @@ _CANONICAL_ENCODER = json.JSONEncoder(
 
 def _digest_canonical(value: Any) -> str:
     """``_digest`` of a value already in canonical form (skips canonicalising it again)."""
+    if not value:  # {}: a spec without userData, the usual case
+        return _EMPTY_DIGEST
     text = _CANONICAL_ENCODER.encode(value)
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
-_EMPTY_DIGEST = _digest_canonical({})
+_EMPTY_DIGEST = "sha256:" + hashlib.sha256(b"{}").hexdigest()
 
 
 def _subset(spec: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
@@ -167,11 +169,10 @@ def spec_digest(spec: dict[str, Any], *, canonical: bool = False) -> SpecDigest:
     applied = _subset(spec, keys)
     if not canonical:
         applied = _integral_to_int(applied)
-    userdata = _subset(applied, USERDATA_KEYS)
     hashes = SpecHashes(
         render=_digest_canonical(_subset(applied, RENDER_KEYS)),
         metadata=_digest_canonical(_subset(applied, METADATA_KEYS)),
-        userdata=_digest_canonical(userdata) if userdata else _EMPTY_DIGEST,  # the usual case
+        userdata=_digest_canonical(_subset(applied, USERDATA_KEYS)),
     )
     project_id = applied.get("projectId")
     return SpecDigest(hashes, project_id if isinstance(project_id, str) else None)
